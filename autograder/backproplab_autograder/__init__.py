@@ -1,0 +1,1 @@
+"""Instructor tools for Backprop Lab: release, grade a class, report."""

@@ -1,0 +1,374 @@
+"""Checks that compare a student's tensors with a reference and explain the difference in words.
+
+Every grade cell of every lab goes through this module, so that a failure reads the same way
+everywhere: the first line names the tensor and what is wrong with it, the next lines give the
+numbers, and a ``(diagnosis: <tag>)`` marker names the likely mistake when the error has a
+recognisable pattern (transposed, scaled by the batch size, sign flipped, ...). The grading tools
+count those tags to tell an instructor what the class got wrong.
+
+The reference is meant to be computed by the test itself in float64 with ``torch.autograd``; it is
+never read from the student.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = [
+    "DIAGNOSES",
+    "Mismatch",
+    "assert_close",
+    "assert_grads_close",
+    "assert_equal",
+    "assert_python_float",
+    "call",
+    "compare",
+    "grad_table",
+    "gradcheck",
+    "tolerances",
+]
+
+# Tag -> sentence shown to the student. Tags are stable: the class report counts them.
+DIAGNOSES = {
+    "not_implemented": "the exercise still raises NotImplementedError: replace it with your code",
+    "not_a_tensor": "the result must be a plain torch.Tensor",
+    "wrong_shape": "the result has the wrong shape",
+    "transposed_shape": "the shape is the transpose of the expected one: check the order of the matrix product",
+    "batch_dim_kept": "the result still has a batch dimension: sum (or average) over the batch",
+    "wrong_dtype": "the result does not keep the input dtype",
+    "nan": "the result contains NaN: look for 0/0, log(0) or inf - inf",
+    "inf": "the result contains inf: look for an overflow (exp of a large number) or a division by 0",
+    "zero": "the result is all zeros: the gradient never reached this tensor",
+    "sign": "the result has the right magnitude but the opposite sign",
+    "transposed": "the values are the transpose of the expected ones: check the order of the matrix product",
+    "batch_sum": "the result is B times too large: average over the batch instead of summing",
+    "batch_mean_twice": "the result is B times too small: the batch mean is taken twice",
+    "scaled": "the result is off by a constant factor",
+    "some_rows": "only some rows are right: check the computation that differs between rows",
+    "some_columns": "only some columns are right: check the computation that differs between columns",
+    "values": "the values are wrong",
+}
+
+
+@dataclass
+class Mismatch:
+    """What :func:`compare` found wrong, or ``None`` fields when the tensors agree."""
+
+    tag: str
+    summary: str
+    details: str = ""
+
+    def message(self, name: str) -> str:
+        first = f"{name}: {self.summary} (diagnosis: {self.tag})"
+        return first + ("\n" + self.details if self.details else "")
+
+
+def tolerances(dtype: torch.dtype) -> tuple[float, float]:
+    """``(rtol, atol)`` for comparing a result of this dtype with a float64 reference."""
+    if dtype == torch.float64:
+        return 1e-7, 1e-9
+    if dtype == torch.float32:
+        return 1e-4, 1e-5
+    if dtype in (torch.float16, torch.bfloat16):
+        return 1e-2, 1e-2
+    return 0.0, 0.0
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _index_str(flat_index: int, shape: torch.Size) -> str:
+    if len(shape) == 0:
+        return "[]"
+    idx = []
+    for size in reversed(shape):
+        idx.append(flat_index % size)
+        flat_index //= size
+    return "[" + ", ".join(str(i) for i in reversed(idx)) + "]"
+
+
+def _close(a: torch.Tensor, e: torch.Tensor, rtol: float, atol: float) -> torch.Tensor:
+    return (a - e).abs() <= atol + rtol * e.abs()
+
+
+def _diagnose_values(
+    a: torch.Tensor, e: torch.Tensor, rtol: float, atol: float, batch_size: int | None
+) -> str:
+    """Return the tag of the most likely mistake, given that ``a`` and ``e`` differ."""
+    loose_r, loose_a = max(rtol, 1e-4), max(atol, 1e-6)
+    scale = float(e.abs().max()) if e.numel() else 0.0
+    if scale > 0 and bool((a == 0).all()):
+        return "zero"
+    if bool(_close(-a, e, loose_r, loose_a * (1 + scale)).all()):
+        return "sign"
+    if e.dim() == 2 and e.shape[0] == e.shape[1] and e.shape[0] > 1:
+        if bool(_close(a, e.T, loose_r, loose_a * (1 + scale)).all()):
+            return "transposed"
+    # A constant factor: least-squares ratio, then check it explains every entry.
+    denom = float((e * e).sum())
+    if denom > 0:
+        c = float((a * e).sum()) / denom
+        if c != 0 and math.isfinite(c) and bool(_close(a, c * e, loose_r, loose_a * (1 + scale * abs(c))).all()):
+            if batch_size and batch_size > 1:
+                if abs(c - batch_size) < 1e-3 * batch_size:
+                    return "batch_sum"
+                if abs(c * batch_size - 1) < 1e-3:
+                    return "batch_mean_twice"
+            return "scaled"
+    if e.dim() >= 2 and e.shape[0] > 1:
+        row_ok = _close(a, e, rtol, atol * (1 + scale)).reshape(e.shape[0], -1).all(dim=1)
+        if bool(row_ok.any()):
+            return "some_rows"
+        col_ok = _close(a, e, rtol, atol * (1 + scale)).reshape(e.shape[0], -1).all(dim=0)
+        if bool(col_ok.any()) and e.dim() == 2:
+            return "some_columns"
+    return "values"
+
+
+def compare(
+    actual: Any,
+    expected: torch.Tensor,
+    *,
+    dtype: torch.dtype | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    batch_size: int | None = None,
+) -> Mismatch | None:
+    """Compare ``actual`` with the reference ``expected``; return ``None`` if they agree.
+
+    ``dtype`` is the dtype the student's result must have (default: the reference's dtype).
+    Tolerances default to :func:`tolerances` of that dtype and are scaled by the size of the
+    reference, so that a tensor with large entries is not held to an absolute 1e-9.
+    ``batch_size`` lets the diagnosis recognise "summed instead of averaged".
+    """
+    want_dtype = dtype if dtype is not None else expected.dtype
+    if not isinstance(actual, torch.Tensor) or type(actual) not in (torch.Tensor, torch.nn.Parameter):
+        what = type(actual).__name__
+        extra = ""
+        if isinstance(actual, (list, tuple)):
+            extra = " (use torch.stack or torch.tensor to build one tensor)"
+        elif actual is None:
+            extra = " (did the function forget to return its result?)"
+        return Mismatch("not_a_tensor", f"expected a torch.Tensor, got {what}{extra}")
+    a = actual.detach()
+    e = expected.detach()
+    if a.shape != e.shape:
+        tag = "wrong_shape"
+        hint = ""
+        if a.dim() == 2 and e.dim() == 2 and tuple(a.shape) == tuple(e.shape)[::-1]:
+            tag, hint = "transposed_shape", "; it looks transposed"
+        elif a.dim() == e.dim() + 1 and tuple(a.shape[1:]) == tuple(e.shape):
+            tag, hint = "batch_dim_kept", "; it still has a leading batch dimension"
+        elif a.numel() == e.numel():
+            hint = f"; same number of entries, so a reshape or view may be missing (expected {tuple(e.shape)})"
+        return Mismatch(tag, f"shape {tuple(a.shape)}, expected {tuple(e.shape)}{hint}")
+    if a.dtype != want_dtype:
+        return Mismatch(
+            "wrong_dtype",
+            f"dtype {a.dtype}, expected {want_dtype}",
+            "Results must keep the dtype of the inputs: create new tensors with dtype=x.dtype "
+            "(or torch.zeros_like) rather than the default float32.",
+        )
+    if a.is_complex() or not a.is_floating_point():
+        if bool((a == e.to(a.dtype)).all()):
+            return None
+        bad = (a != e.to(a.dtype)).reshape(-1)
+        first = int(bad.nonzero()[0])
+        return Mismatch(
+            "values",
+            f"{int(bad.sum())} of {a.numel()} entries differ",
+            f"first at {_index_str(first, a.shape)}: expected {e.reshape(-1)[first].item()}, "
+            f"got {a.reshape(-1)[first].item()}",
+        )
+    a64 = a.to(torch.float64)
+    e64 = e.to(torch.float64)
+    nan = torch.isnan(a64) & ~torch.isnan(e64)
+    if bool(nan.any()):
+        first = int(nan.reshape(-1).nonzero()[0])
+        return Mismatch(
+            "nan",
+            f"{int(nan.sum())} of {a.numel()} entries are NaN",
+            f"first at {_index_str(first, a.shape)} (expected {_fmt(float(e64.reshape(-1)[first]))})",
+        )
+    inf = torch.isinf(a64) & ~torch.isinf(e64)
+    if bool(inf.any()):
+        first = int(inf.reshape(-1).nonzero()[0])
+        return Mismatch(
+            "inf",
+            f"{int(inf.sum())} of {a.numel()} entries are infinite",
+            f"first at {_index_str(first, a.shape)} (expected {_fmt(float(e64.reshape(-1)[first]))})",
+        )
+    d_rtol, d_atol = tolerances(a.dtype)
+    rtol = d_rtol if rtol is None else rtol
+    atol = d_atol if atol is None else atol
+    scale = float(e64.abs().max()) if e64.numel() else 0.0
+    ok = _close(a64, e64, rtol, atol * (1 + scale)) | (torch.isnan(a64) & torch.isnan(e64)) | (a64 == e64)
+    if bool(ok.all()):
+        return None
+    bad = ~ok
+    err = (a64 - e64).abs()
+    err = torch.where(torch.isfinite(err), err, torch.zeros_like(err))
+    worst = int(err.reshape(-1).argmax())
+    rel = float(err.reshape(-1)[worst]) / max(float(e64.abs().reshape(-1)[worst]), 1e-300)
+    bad_idx = bad.reshape(-1).nonzero().reshape(-1)
+    shown = ", ".join(_index_str(int(i), a.shape) for i in bad_idx[:5])
+    if len(bad_idx) > 5:
+        shown += ", ..."
+    tag = _diagnose_values(a64, e64, rtol, atol, batch_size)
+    summary = f"{len(bad_idx)} of {a.numel()} entries are wrong"
+    if tag != "values":
+        summary += f"; {DIAGNOSES[tag]}"
+    details = (
+        f"wrong entries: {shown}\n"
+        f"largest error {_fmt(float(err.reshape(-1)[worst]))} at {_index_str(worst, a.shape)}: "
+        f"expected {_fmt(float(e64.reshape(-1)[worst]))}, got {_fmt(float(a64.reshape(-1)[worst]))} "
+        f"(relative error {_fmt(rel)}; tolerance rtol={rtol:g}, atol={atol:g})"
+    )
+    return Mismatch(tag, summary, details)
+
+
+def assert_close(actual: Any, expected: torch.Tensor, name: str = "result", **kwargs) -> None:
+    """Raise an ``AssertionError`` explaining the difference, if ``actual`` does not match ``expected``.
+
+    Keyword arguments are those of :func:`compare` (``dtype``, ``rtol``, ``atol``, ``batch_size``).
+    """
+    mismatch = compare(actual, expected, **kwargs)
+    if mismatch is not None:
+        raise AssertionError(mismatch.message(name))
+
+
+def assert_grads_close(
+    actual: Mapping[str, Any] | Any,
+    expected: Mapping[str, torch.Tensor],
+    name: str = "grads",
+    **kwargs,
+) -> None:
+    """Compare a dict of tensors key by key; every failing key is reported, worst first."""
+    if not isinstance(actual, Mapping):
+        raise AssertionError(
+            f"{name}: expected a dict with keys {sorted(expected)}, got {type(actual).__name__} "
+            "(diagnosis: not_a_tensor)"
+        )
+    missing = [k for k in expected if k not in actual]
+    extra = [k for k in actual if k not in expected]
+    if missing:
+        raise AssertionError(
+            f"{name}: missing keys {missing} (diagnosis: wrong_shape)\n"
+            f"expected exactly the keys {list(expected)}" + (f"; unexpected keys {extra}" if extra else "")
+        )
+    problems = []
+    for key, ref in expected.items():
+        mismatch = compare(actual[key], ref, **kwargs)
+        if mismatch is not None:
+            problems.append(mismatch.message(f"{name}[{key!r}]"))
+    if extra:
+        problems.append(f"{name}: unexpected keys {extra}")
+    if problems:
+        raise AssertionError("\n".join(problems))
+
+
+def assert_equal(actual: Any, expected: Any, name: str = "result") -> None:
+    """Exact equality for plain Python values (ints, strings, booleans)."""
+    if type(actual) is not type(expected) and not (
+        isinstance(expected, int) and type(actual) is int
+    ):
+        raise AssertionError(
+            f"{name}: expected a {type(expected).__name__} ({expected!r}), got {type(actual).__name__} "
+            f"({actual!r}) (diagnosis: wrong_dtype)"
+        )
+    if actual != expected:
+        raise AssertionError(f"{name}: expected {expected!r}, got {actual!r} (diagnosis: values)")
+
+
+def assert_python_float(actual: Any, expected: float, name: str = "result", *, rtol=1e-9, atol=1e-12) -> None:
+    """``actual`` must be a Python float (not a tensor) close to ``expected``."""
+    if isinstance(actual, torch.Tensor):
+        raise AssertionError(
+            f"{name}: expected a Python float, got a tensor; call .item() on it (diagnosis: wrong_dtype)"
+        )
+    if not isinstance(actual, float):
+        raise AssertionError(
+            f"{name}: expected a Python float, got {type(actual).__name__} (diagnosis: wrong_dtype)"
+        )
+    if math.isnan(actual) or abs(actual - expected) > atol + rtol * abs(expected):
+        tag = "values"
+        if expected != 0 and abs(actual + expected) <= atol + rtol * abs(expected):
+            tag = "sign"
+        raise AssertionError(f"{name}: expected {expected!r}, got {actual!r} (diagnosis: {tag})")
+
+
+def call(fn: Callable, *args, name: str | None = None, **kwargs):
+    """Call a student function; turn "not written yet" and crashes into messages a student can act on."""
+    label = name or getattr(fn, "__name__", "the function")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        raise AssertionError(
+            f"{label} is not written yet: {DIAGNOSES['not_implemented']} (diagnosis: not_implemented)"
+        ) from exc
+    except AssertionError:
+        raise
+    except Exception as exc:  # the student's code crashed: say where, keep the traceback chained
+        raise AssertionError(
+            f"{label} raised {type(exc).__name__}: {exc} (diagnosis: crash)"
+        ) from exc
+
+
+def grad_table(actual: Mapping[str, Any], expected: Mapping[str, torch.Tensor]) -> str:
+    """A one-line-per-tensor comparison table: name, exact, close, max difference, relative error."""
+    rows = [("name", "exact", "close", "max abs diff", "rel error")]
+    for key, ref in expected.items():
+        got = actual.get(key) if isinstance(actual, Mapping) else None
+        if not isinstance(got, torch.Tensor) or got.shape != ref.shape:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            rows.append((key, "-", "-", f"shape {shape}", f"expected {tuple(ref.shape)}"))
+            continue
+        g = got.detach().to(torch.float64)
+        r = ref.detach().to(torch.float64)
+        diff = float((g - r).abs().max()) if r.numel() else 0.0
+        denom = float(r.abs().max()) if r.numel() else 0.0
+        rel = diff / denom if denom > 0 else diff
+        rtol, atol = tolerances(got.dtype)
+        close = compare(got, ref, dtype=got.dtype) is None
+        exact = bool(torch.equal(g, r))
+        rows.append((key, str(exact), str(close), f"{diff:.3e}", f"{rel:.3e}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def gradcheck(fn: Callable, inputs: tuple, name: str | None = None, **kwargs) -> bool:
+    """``torch.autograd.gradcheck`` with a message a student can read; returns True or raises.
+
+    Float32 inputs are refused up front: finite differences in float32 are too coarse for the
+    default tolerances, so gradcheck would fail even for a correct backward.
+    """
+    label = name or getattr(fn, "__name__", None) or getattr(fn, "__qualname__", "function")
+    for i, x in enumerate(inputs):
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64:
+            raise AssertionError(
+                f"gradcheck({label}): input {i} is {x.dtype}; gradcheck needs float64 inputs because "
+                "finite differences in single precision are too inaccurate (diagnosis: wrong_dtype)"
+            )
+    try:
+        return bool(torch.autograd.gradcheck(fn, inputs, raise_exception=True, **kwargs))
+    except NotImplementedError as exc:
+        raise AssertionError(
+            f"gradcheck({label}): {DIAGNOSES['not_implemented']} (diagnosis: not_implemented)"
+        ) from exc
+    except torch.autograd.gradcheck.GradcheckError as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else "gradcheck failed"
+        raise AssertionError(
+            f"gradcheck({label}): the backward disagrees with finite differences (diagnosis: values)\n"
+            f"{first}\n{text[len(first):].strip()[:1500]}"
+        ) from exc
+    except RuntimeError as exc:
+        raise AssertionError(f"gradcheck({label}) raised RuntimeError: {exc} (diagnosis: crash)") from exc
