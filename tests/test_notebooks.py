@@ -54,9 +54,10 @@ def test_committed_release_matches_nbgrader_output(aid):
 
 
 def _solution_lines(aid: str) -> list[str]:
-    """Substantial lines written between BEGIN/END SOLUTION or HIDDEN TESTS markers."""
+    """Substantial lines written only between BEGIN/END SOLUTION or HIDDEN TESTS markers
+    (a line that the source also shows outside those regions is public anyway)."""
     nb = nbformat.read(_solution_path(aid), as_version=4)
-    lines = []
+    secret, public = [], set()
     for cell in nb.cells:
         inside = False
         for line in cell.source.splitlines():
@@ -68,8 +69,10 @@ def _solution_lines(aid: str) -> list[str]:
                 inside = False
                 continue
             if inside and len(s) >= 28 and not s.startswith("#"):
-                lines.append(s)
-    return lines
+                secret.append(s)
+            elif not inside:
+                public.add(s)
+    return [s for s in secret if s not in public]
 
 
 @pytest.mark.parametrize("aid", LABS)

@@ -12,7 +12,10 @@ never read from the student.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,7 @@ __all__ = [
     "compare",
     "grad_table",
     "gradcheck",
+    "time_limit",
     "tolerances",
 ]
 
@@ -312,7 +316,7 @@ def call(fn: Callable, *args, name: str | None = None, **kwargs):
         raise AssertionError(
             f"{label} is not written yet: {DIAGNOSES['not_implemented']} (diagnosis: not_implemented)"
         ) from exc
-    except AssertionError:
+    except (AssertionError, TimeoutError):  # TimeoutError: time_limit's alarm, handled there
         raise
     except Exception as exc:  # the student's code crashed: say where, keep the traceback chained
         raise AssertionError(
@@ -334,7 +338,6 @@ def grad_table(actual: Mapping[str, Any], expected: Mapping[str, torch.Tensor]) 
         diff = float((g - r).abs().max()) if r.numel() else 0.0
         denom = float(r.abs().max()) if r.numel() else 0.0
         rel = diff / denom if denom > 0 else diff
-        rtol, atol = tolerances(got.dtype)
         close = compare(got, ref, dtype=got.dtype) is None
         exact = bool(torch.equal(g, r))
         rows.append((key, str(exact), str(close), f"{diff:.3e}", f"{rel:.3e}"))
@@ -357,13 +360,15 @@ def gradcheck(fn: Callable, inputs: tuple, name: str | None = None, **kwargs) ->
                 f"gradcheck({label}): input {i} is {x.dtype}; gradcheck needs float64 inputs because "
                 "finite differences in single precision are too inaccurate (diagnosis: wrong_dtype)"
             )
+    from torch.autograd.gradcheck import GradcheckError
+
     try:
         return bool(torch.autograd.gradcheck(fn, inputs, raise_exception=True, **kwargs))
     except NotImplementedError as exc:
         raise AssertionError(
             f"gradcheck({label}): {DIAGNOSES['not_implemented']} (diagnosis: not_implemented)"
         ) from exc
-    except torch.autograd.gradcheck.GradcheckError as exc:
+    except GradcheckError as exc:
         text = str(exc).strip()
         first = text.splitlines()[0] if text else "gradcheck failed"
         raise AssertionError(
@@ -372,3 +377,28 @@ def gradcheck(fn: Callable, inputs: tuple, name: str | None = None, **kwargs) ->
         ) from exc
     except RuntimeError as exc:
         raise AssertionError(f"gradcheck({label}) raised RuntimeError: {exc} (diagnosis: crash)") from exc
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str = "the function", hint: str = ""):
+    """Fail with a readable message if the block runs longer than ``seconds`` (main thread only).
+
+    Used around calls that loop until a condition holds, so that a student whose loop never
+    stops gets "took longer than 10 s" instead of a grader timeout that costs every later cell.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def _alarm(signum, frame):
+        raise TimeoutError(f"{what} took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}{'; ' + hint if hint else ''} (diagnosis: timeout)") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -29,7 +29,6 @@ def scatter_2d(ax, x: torch.Tensor, y: torch.Tensor, *, s: float = 14, alpha: fl
         m = y == c
         ax.scatter(x[m, 0], x[m, 1], s=s, alpha=alpha, color=CLASS_COLORS[i % len(CLASS_COLORS)],
                    edgecolors="white", linewidths=0.3, label=f"class {c}")
-    ax.set_aspect("equal", adjustable="datalim")
     return ax
 
 

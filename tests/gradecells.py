@@ -1,0 +1,86 @@
+"""Run one lab's grade cells in-process against other implementations of an exercise.
+
+This is how the suite proves that grade cells test the property the exercise asks for: an
+alternative correct answer (another way to write it, the lecture's own code) must pass, and each
+usual mistake must fail with a message that names it.
+
+A grade cell may use only the notebook's first code cell (the import block), the solution cells
+and names it defines itself, so it can be run here without executing the lesson around it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import textwrap
+from dataclasses import dataclass
+from functools import cache
+
+import nbformat
+from backproplab_autograder.course import ASSIGNMENTS, SOLUTIONS
+
+
+@dataclass
+class Outcome:
+    passed: bool
+    message: str
+
+    def __bool__(self) -> bool:  # so `assert outcome` reads naturally
+        return self.passed
+
+
+@cache
+def _cells(aid: str):
+    nb = nbformat.read(SOLUTIONS / aid / ASSIGNMENTS[aid], as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    setup = code[0].source
+    solutions, grades = {}, {}
+    for c in code:
+        meta = c.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            solutions[meta["grade_id"]] = c.source
+        elif meta.get("grade"):
+            grades[meta["grade_id"]] = c.source
+    return setup, solutions, grades
+
+
+def grade_ids(aid: str) -> list[str]:
+    return list(_cells(aid)[2])
+
+
+def public_part(source: str) -> str:
+    """A grade cell without its hidden tests (what the student sees)."""
+    return re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", "", source, flags=re.S)
+
+
+def run_grade_cell(aid: str, grade_id: str, replace: dict[str, str] | None = None, public_only: bool = False) -> Outcome:
+    """Execute the import block, every solution cell (with ``replace[solution_id]`` swapped in),
+    then the grade cell ``grade_id``. Returns whether it passed and the failure's message."""
+    setup, solutions, grades = _cells(aid)
+    replace = {k: textwrap.dedent(v) for k, v in (replace or {}).items()}
+    unknown = set(replace) - set(solutions)
+    if unknown:
+        raise KeyError(f"no solution cells {sorted(unknown)} in {aid}; known: {sorted(solutions)}")
+    ns: dict = {"__name__": "__main__"}
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        exec(compile(setup, f"<{aid}:setup>", "exec"), ns)
+        for sid, src in solutions.items():
+            exec(compile(replace.get(sid, src), f"<{aid}:{sid}>", "exec"), ns)
+        source = grades[grade_id]
+        if public_only:
+            source = public_part(source)
+        try:
+            exec(compile(source, f"<{aid}:{grade_id}>", "exec"), ns)
+        except Exception as exc:  # noqa: BLE001 - any failure of the grade cell is the outcome
+            return Outcome(False, f"{type(exc).__name__}: {exc}")
+    return Outcome(True, "")
+
+
+def run_all_for(aid: str, solution_id: str, source: str, public_only: bool = False) -> dict[str, Outcome]:
+    """Run every grade cell named ``test_<solution_id>`` or ``test_<solution_id>_*`` with ``source``."""
+    ids = [g for g in grade_ids(aid) if g == f"test_{solution_id}" or g.startswith(f"test_{solution_id}_")]
+    if not ids:
+        raise KeyError(f"no grade cells for {solution_id} in {aid}")
+    return {g: run_grade_cell(aid, g, {solution_id: source}, public_only) for g in ids}

@@ -1,0 +1,226 @@
+"""Lab 1's grade cells accept other correct answers (the lecture's own code among them) and reject
+the usual mistakes with a message that names them."""
+
+from __future__ import annotations
+
+import pytest
+from gradecells import run_all_for, run_grade_cell
+
+AID = "lab1_perceptron"
+
+
+def assert_all_pass(solution_id: str, source: str) -> None:
+    outcomes = run_all_for(AID, solution_id, source)
+    failed = {g: o.message for g, o in outcomes.items() if not o.passed}
+    assert not failed, f"a correct {solution_id} was rejected: {failed}"
+
+
+def assert_fails(solution_id: str, source: str, *words: str, public_only: bool = False) -> str:
+    outcomes = run_all_for(AID, solution_id, source, public_only=public_only)
+    messages = [o.message for o in outcomes.values() if not o.passed]
+    assert messages, f"the wrong {solution_id} passed every grade cell"
+    text = "\n".join(messages)
+    for word in words:
+        assert word in text, f"expected {word!r} in the failure message, got:\n{text}"
+    return text
+
+
+# --- correct answers written differently ------------------------------------------------------
+
+LECTURE_TRAIN = """
+def train_perceptron(x, y, nb_epochs_max):
+    w = torch.zeros(x.size(1), dtype=x.dtype)
+    for e in range(nb_epochs_max):
+        nb_changes = 0
+        for i in range(x.size(0)):
+            if x[i].dot(w) * y[i] <= 0:
+                w = w + y[i] * x[i]
+                nb_changes = nb_changes + 1
+        if nb_changes == 0: break
+    return w
+"""
+
+INPLACE_TRAIN = """
+def train_perceptron(x, y, nb_epochs_max):
+    w = x.new_zeros(x.shape[1])
+    epoch = 0
+    while epoch < nb_epochs_max:
+        clean = True
+        for xi, yi in zip(x, y):
+            if (yi * torch.dot(xi, w)).item() <= 0:
+                w += yi * xi
+                clean = False
+        epoch += 1
+        if clean:
+            return w
+    return w
+"""
+
+
+@pytest.mark.parametrize("source", [LECTURE_TRAIN, INPLACE_TRAIN], ids=["lecture", "in_place_zip"])
+def test_other_correct_perceptrons_pass(source):
+    assert_all_pass("train_perceptron", source)
+
+
+def test_threshold_unit_written_with_where_passes():
+    assert_all_pass("threshold_unit", """
+def threshold_unit(x, w, b):
+    s = torch.matmul(x, w) + b
+    return torch.where(s >= 0, torch.ones_like(s), torch.zeros_like(s))
+""")
+
+
+def test_gates_with_lecture_weights_through_matmul_pass():
+    assert_all_pass("logic_and", """
+def logic_and(a, b):
+    return threshold_unit(torch.stack((a, b), -1), torch.ones(2, dtype=a.dtype), -1.5)
+""")
+    assert_all_pass("logic_xor", """
+def logic_xor(a, b):
+    return logic_and(logic_or(a, b), logic_not(logic_and(a, b)))
+""")
+
+
+def test_error_rate_with_python_loop_passes():
+    assert_all_pass("perceptron_error_rate", """
+def perceptron_error_rate(w, x, y):
+    errors = 0
+    for i in range(len(y)):
+        if y[i] * (x[i] @ w) <= 0:
+            errors += 1
+    return errors / len(y)
+""")
+
+
+def test_product_features_with_randperm_pairs_passes():
+    assert_all_pass("product_features", """
+def product_features(x, nb_pairs, generator=None):
+    cols = [x]
+    for _ in range(nb_pairs):
+        i, j = torch.randperm(x.shape[1], generator=generator)[:2].tolist()
+        cols.append((x[:, i] * x[:, j]).unsqueeze(1))
+    return torch.cat(cols, 1)
+""")
+
+
+# --- usual mistakes ----------------------------------------------------------------------------
+
+def test_strict_inequality_in_threshold_unit_is_named():
+    assert_fails("threshold_unit", """
+def threshold_unit(x, w, b):
+    return (x @ w + b > 0).float()
+""", ">= 0", public_only=True)
+
+
+def test_threshold_unit_returning_bool_fails_on_dtype():
+    assert_fails("threshold_unit", """
+def threshold_unit(x, w, b):
+    return x @ w + b >= 0
+""", "diagnosis: wrong_dtype", public_only=True)
+
+
+def test_strict_inequality_in_perceptron_never_updates():
+    text = assert_fails("train_perceptron", LECTURE_TRAIN.replace("<= 0", "< 0"), public_only=True)
+    assert "train_perceptron" in text
+
+
+def test_perceptron_update_without_label_fails():
+    assert_fails("train_perceptron", LECTURE_TRAIN.replace("w + y[i] * x[i]", "w + x[i]"), public_only=True)
+
+
+def test_perceptron_ignoring_epoch_cap_times_out_with_a_message():
+    source = """
+def train_perceptron(x, y, nb_epochs_max):
+    w = torch.zeros(x.shape[1], dtype=x.dtype)
+    while True:
+        changes = 0
+        for i in range(x.shape[0]):
+            if y[i] * (x[i] @ w) <= 0:
+                w = w + y[i] * x[i]
+                changes += 1
+        if changes == 0:
+            return w
+"""
+    # the public part uses separable data, so only the hidden random-label part can loop forever
+    outcome = run_grade_cell(AID, "test_train_perceptron", {"train_perceptron": source})
+    assert not outcome.passed
+    assert "nb_epochs_max" in outcome.message and "diagnosis: timeout" in outcome.message
+
+
+def test_perceptron_with_random_order_fails():
+    source = """
+def train_perceptron(x, y, nb_epochs_max):
+    w = torch.zeros(x.shape[1], dtype=x.dtype)
+    for _ in range(nb_epochs_max):
+        changed = False
+        for i in torch.randperm(x.shape[0]).tolist():
+            if y[i] * (x[i] @ w) <= 0:
+                w = w + y[i] * x[i]
+                changed = True
+        if not changed:
+            break
+    return w
+"""
+    assert_fails("train_perceptron", source)
+
+
+def test_error_rate_returning_tensor_is_named():
+    assert_fails("perceptron_error_rate", """
+def perceptron_error_rate(w, x, y):
+    return ((y * (x @ w)) <= 0).float().mean()
+""", "Python float", public_only=True)
+
+
+def test_error_rate_with_strict_inequality_fails():
+    assert_fails("perceptron_error_rate", """
+def perceptron_error_rate(w, x, y):
+    return ((y * (x @ w)) < 0).float().mean().item()
+""", public_only=True)
+
+
+def test_bias_column_in_front_fails():
+    assert_fails("add_bias_column", """
+def add_bias_column(x):
+    return torch.cat([torch.ones(x.shape[0], 1, dtype=x.dtype), x], 1)
+""", public_only=True)
+
+
+def test_bias_column_converted_to_float32_fails_on_dtype():
+    assert_fails("add_bias_column", """
+def add_bias_column(x):
+    return torch.cat([x.float(), torch.ones(x.shape[0], 1)], 1)
+""", "wrong_dtype")
+
+
+def test_product_features_allowing_i_equal_j_fails():
+    assert_fails("product_features", """
+def product_features(x, nb_pairs, generator=None):
+    i = torch.randint(0, x.shape[1], (nb_pairs,), generator=generator)
+    return torch.cat([x, x[:, i] * x[:, i]], 1)
+""", "i != j")
+
+
+def test_product_features_ignoring_generator_fails():
+    assert_fails("product_features", """
+def product_features(x, nb_pairs, generator=None):
+    d = x.shape[1]
+    i = torch.randint(0, d, (nb_pairs,))
+    j = (i + torch.randint(1, d, (nb_pairs,))) % d
+    return torch.cat([x, x[:, i] * x[:, j]], 1)
+""", "generator")
+
+
+def test_xor_with_one_unit_fails():
+    assert_fails("logic_xor", """
+def logic_xor(a, b):
+    return threshold_unit(torch.stack([a, b], -1), torch.tensor([1.0, 1.0], dtype=a.dtype), -0.5)
+""", "logic_xor", public_only=True)
+
+
+def test_gate_that_only_handles_vectors_fails_in_hidden_checks():
+    source = """
+def logic_or(a, b):
+    return threshold_unit(torch.stack([a, b], dim=1), torch.tensor([1.0, 1.0]), -0.5)
+"""
+    assert run_all_for(AID, "logic_or", source, public_only=True)["test_logic_or"].passed
+    assert not run_all_for(AID, "logic_or", source)["test_logic_or"].passed
