@@ -4,7 +4,6 @@ students, autograded by nbgrader; full marks for one, zero for the other, and fe
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from backproplab_autograder.course import ASSIGNMENTS, RELEASE, SOLUTIONS, available_assignments, nbgrader
