@@ -1,0 +1,416 @@
+"""``make bench``: how fast the course runs and grades, measured side by side in one run.
+
+Prints one table and writes it as JSON to ``bench/results/<timestamp>.json`` (git ignores it).
+Every figure is the median of several repetitions, with the spread (min-max). Nothing here fails
+on a number: a section that cannot run (a lab not written yet, no demo class) says why and moves on.
+
+    python -m bench.run                 # everything
+    python -m bench.run --only engine   # one section: notebooks, grading, widgets, engine, backprop
+    python -m bench.run --repeat 5      # more repetitions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+sys.path.insert(0, str(REPO / "tests"))
+
+ROWS: list[dict] = []
+
+
+def record(section: str, name: str, samples: list[float] | None, unit: str = "s", note: str = "") -> None:
+    row = {"section": section, "name": name, "unit": unit, "note": note}
+    if samples:
+        row.update(median=statistics.median(samples), min=min(samples), max=max(samples), n=len(samples))
+    ROWS.append(row)
+    shown = "-" if not samples else f"{row['median']:.4g} {unit} ({row['min']:.3g}-{row['max']:.3g}, n={row['n']})"
+    print(f"  {name:<58} {shown}  {note}", flush=True)
+
+
+def repeat(fn: Callable[[], object], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def solution_namespace(aid: str, ids: list[str]) -> dict:
+    """Execute the import block and the named solution cells of a lab: the reference answers."""
+    from gradecells import _cells
+
+    setup, solutions, _ = _cells(aid)
+    ns: dict = {"__name__": "__bench__"}
+    exec(compile(setup, f"<{aid}:setup>", "exec"), ns)
+    for sid in ids:
+        exec(compile(solutions[sid], f"<{aid}:{sid}>", "exec"), ns)
+    return ns
+
+
+# --- notebooks ---------------------------------------------------------------------------------
+
+FLOOR_NOTEBOOK = """\
+# %% [code]
+import torch
+import matplotlib.pyplot as plt
+from backproplab import checks, data, env, needs, plots, widgets
+# %% [code]
+env.check_environment()
+"""
+
+
+def bench_notebooks(n: int) -> None:
+    from backproplab_autograder.course import ASSIGNMENTS, SOLUTIONS, available_assignments
+    from nbrun import execute
+
+    sys.path.insert(0, str(REPO / "tools"))
+    import nbtool
+
+    print("Solution notebooks executed headless (nbclient, fresh kernel each time)")
+    with tempfile.TemporaryDirectory() as tmp:
+        floor = Path(tmp) / "floor.ipynb"
+        nbtool.write_notebook(nbtool.text_to_notebook(FLOOR_NOTEBOOK), floor)
+        floor_times = [execute(floor).seconds for _ in range(n)]
+    record("notebooks", "floor: kernel start + imports + env check", floor_times)
+    floor_median = statistics.median(floor_times)
+    for aid in available_assignments():
+        runs = [execute(SOLUTIONS / aid / ASSIGNMENTS[aid]) for _ in range(n)]
+        errors = sum(len(r.errors) for r in runs)
+        times = [r.seconds for r in runs]
+        record("notebooks", aid, times, note=f"over floor {statistics.median(times) - floor_median:+.1f} s"
+               + (f"; {errors} cell errors!" if errors else ""))
+
+
+# --- grading -----------------------------------------------------------------------------------
+
+def bench_grading(n: int) -> None:
+    demo = REPO / "autograder" / "demo"
+    try:
+        from backproplab_autograder import demo as demo_mod
+    except Exception as exc:  # the demo class is part of the class-grading work
+        record("grading", "demo class", None, note=f"unavailable ({type(exc).__name__}: {exc})")
+        return
+    if not hasattr(demo_mod, "build_submissions"):
+        record("grading", "demo class", None, note="backproplab_autograder.demo.build_submissions missing")
+        return
+    print("Grading the demo class (seconds per notebook)")
+    with tempfile.TemporaryDirectory() as tmp:
+        subs = Path(tmp) / "submissions"
+        demo_mod.build_submissions(subs)
+        notebooks = sorted(subs.rglob("*.ipynb"))
+        count = len(notebooks)
+        exe = Path(sys.executable).parent / "backproplab-grade"
+        per_jobs = {}
+        for jobs in (1, 2):
+            times = []
+            for i in range(n):
+                out = Path(tmp) / f"out-{jobs}-{i}"
+                start = time.perf_counter()
+                subprocess.run([str(exe), str(subs), "--out", str(out), "--jobs", str(jobs)], check=True,
+                               capture_output=True, env=_tool_env())
+                times.append((time.perf_counter() - start) / count)
+            per_jobs[jobs] = statistics.median(times)
+            record("grading", f"backproplab-grade --jobs {jobs} ({count} notebooks)", times, "s/notebook")
+        times = []
+        for i in range(n):
+            times.append(_plain_nbgrader(subs, Path(tmp) / f"plain-{i}") / count)
+        record("grading", f"plain sequential nbgrader autograde ({count} notebooks)", times, "s/notebook")
+        plain = statistics.median(times)
+        for jobs, t in per_jobs.items():
+            record("grading", f"ratio plain / backproplab-grade --jobs {jobs}", [plain / t], "x")
+    _ = demo
+
+
+def _tool_env() -> dict:
+    from backproplab_autograder.course import tool_env
+
+    return tool_env()
+
+
+def _plain_nbgrader(subs: Path, root: Path) -> float:
+    """Plain nbgrader: one course, every student autograded by one sequential `nbgrader autograde`."""
+    from backproplab_autograder.course import SOLUTIONS, nbgrader
+
+    root.mkdir(parents=True)
+    assignments = sorted({p.parent.name for p in subs.rglob("*.ipynb")})
+    (root / "nbgrader_config.py").write_text(textwrap.dedent(f"""\
+        c = get_config()
+        c.CourseDirectory.root = {str(root)!r}
+        c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
+        c.ExecutePreprocessor.timeout = 120
+    """))
+    for aid in assignments:
+        shutil.copytree(SOLUTIONS / aid, root / "source" / aid)
+        nbgrader("generate_assignment", aid, "--force", cwd=root)
+    for nb in subs.rglob("*.ipynb"):
+        student, aid = nb.parent.parent.name, nb.parent.name
+        dest = root / "submitted" / student / aid
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(nb, dest / nb.name)
+    start = time.perf_counter()
+    for aid in assignments:
+        nbgrader("autograde", aid, "--create", "--force", cwd=root, check=False)
+    return time.perf_counter() - start
+
+
+# --- widgets -----------------------------------------------------------------------------------
+
+def bench_widgets(n: int) -> None:
+    print("Widget update time, Python side (value change -> PNG rendered)")
+    import torch
+    from backproplab.widgets import perceptron
+
+    try:
+        ns = solution_namespace("lab1_perceptron", ["train_perceptron"])
+        stepper = perceptron.perceptron_stepper(ns["train_perceptron"], nb_epochs_max=50)
+        samples = []
+        for _ in range(n):
+            for k in range(1, len(stepper.updates) + 1):
+                start = time.perf_counter()
+                stepper.step = k
+                samples.append(time.perf_counter() - start)
+            stepper.step = 0
+        record("widgets", "lab 1 perceptron stepper", [1000 * s for s in samples], "ms")
+    except Exception as exc:
+        record("widgets", "lab 1 perceptron stepper", None, note=f"unavailable ({exc})")
+    try:
+        from backproplab.widgets import gd
+
+        ns = solution_namespace("lab2_gradient_descent", ["gradient_descent"])
+        for name, factory in (("lab 2 explorer 1-D", gd.explorer_1d), ("lab 2 explorer 2-D", gd.explorer_2d)):
+            explorer = factory(ns["gradient_descent"])
+            slider = _find_step_slider(explorer)
+            values = [slider.min + (slider.max - slider.min) * k / 20 for k in range(1, 20)]
+            samples = []
+            for _ in range(n):
+                for v in values:
+                    start = time.perf_counter()
+                    slider.value = v
+                    samples.append(time.perf_counter() - start)
+            record("widgets", name, [1000 * s for s in samples], "ms")
+    except Exception as exc:
+        record("widgets", "lab 2 explorers", None, note=f"unavailable ({type(exc).__name__}: {exc})")
+    _ = torch
+
+
+def _find_step_slider(explorer):
+    import ipywidgets as w
+
+    for attr in ("eta_slider", "eta", "step_slider", "step_size"):
+        obj = getattr(explorer, attr, None)
+        if isinstance(obj, w.widgets.widget_float._Float) or isinstance(obj, w.ValueWidget):
+            return obj
+    for value in vars(explorer).values():
+        if isinstance(value, w.ValueWidget) and "eta" in (getattr(value, "description", "") or "").lower() + "η":
+            desc = getattr(value, "description", "") or ""
+            if "η" in desc or "eta" in desc.lower() or "step" in desc.lower():
+                return value
+    raise LookupError("no step-size slider found on the explorer")
+
+
+# --- lab 4 engine against micrograd ----------------------------------------------------------
+
+def _ensure_micrograd():
+    try:
+        import micrograd.engine  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "micrograd==0.1.0"], check=True)
+    from micrograd.engine import Value as MicroValue
+
+    return MicroValue
+
+
+def _balanced_tree(Value, leaves: int):
+    nodes = [Value(1.0 + (i % 7) * 0.001) for i in range(leaves)]
+    layer, k = nodes, 0
+    while len(layer) > 1:
+        nxt = []
+        for i in range(0, len(layer) - 1, 2):
+            nxt.append(layer[i] + layer[i + 1] if k % 2 else layer[i] * layer[i + 1] * 0.5)
+            k += 1
+        if len(layer) % 2:
+            nxt.append(layer[-1])
+        layer = nxt
+    return nodes, layer[0]
+
+
+def _chain(Value, depth: int):
+    x = Value(0.5)
+    y = x
+    for _ in range(depth):
+        y = y + 0.0  # every step adds a node whose only parent of interest is the previous one
+    return x, y
+
+
+def _deepest_chain(Value, limit: int = 1_000_000) -> tuple[int, str]:
+    """Largest depth (powers of ten up to ``limit``, then bisection) whose backward works."""
+    def works(depth: int) -> bool:
+        result = {}
+
+        def run():
+            try:
+                x, y = _chain(Value, depth)
+                y.backward()
+                result["ok"] = abs(x.grad - 1.0) < 1e-9
+            except RecursionError:
+                result["ok"] = False
+
+        t = threading.Thread(target=run)  # a fresh thread has the default stack, like a notebook cell
+        t.start()
+        t.join()
+        return result.get("ok", False)
+
+    good, depth = 0, 10
+    while depth <= limit and works(depth):
+        good, depth = depth, depth * 10
+    if depth > limit:
+        return good, "no failure up to the limit"
+    lo, hi = good, depth
+    while hi - lo > max(1, lo // 50):
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if works(mid) else (lo, mid)
+    return lo, "RecursionError beyond this depth"
+
+
+def bench_engine(n: int) -> None:
+    print("Lab 4 reference Value engine against micrograd")
+    try:
+        ours = solution_namespace("lab4_dag_autograd", ["Value", "topological_order"])["Value"]
+    except Exception as exc:
+        record("engine", "lab 4 Value", None, note=f"unavailable ({type(exc).__name__}: {exc})")
+        return
+    try:
+        micro = _ensure_micrograd()
+    except Exception as exc:
+        micro = None
+        record("engine", "micrograd", None, note=f"could not install micrograd ({exc})")
+    engines = [("lab 4 Value", ours)] + ([("micrograd 0.1.0", micro)] if micro else [])
+    import gc
+
+    for label, Value in engines:
+        def fwd_bwd(V=Value):
+            leaves, root = _balanced_tree(V, 200_000)
+            root.backward()
+
+        record("engine", f"{label}: 200,000-leaf tree, forward + backward", repeat(fwd_bwd, n))
+        gc.disable()  # Python's cyclic GC rescans the growing graph (closures make cycles): show its share
+        try:
+            record("engine", f"{label}: same, garbage collector paused", repeat(fwd_bwd, n))
+        finally:
+            gc.enable()
+            gc.collect()
+    for label, Value in engines:
+        depth, why = _deepest_chain(Value)
+        record("engine", f"{label}: deepest chain with a working backward", [float(depth)], "nodes", why)
+
+
+# --- lab 3 manual backprop against autograd ----------------------------------------------------
+
+def bench_backprop(n: int) -> None:
+    print("Lab 3 reference manual backprop against torch autograd (784-200-10, batch 256)")
+    import torch
+
+    try:
+        ns = solution_namespace("lab3_mlp_backprop", ["init_params", "softmax", "cross_entropy", "forward", "backward", "sgd_step"])
+    except Exception as exc:
+        record("backprop", "lab 3 training step", None, note=f"unavailable ({type(exc).__name__}: {exc})")
+        return
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(256, 784, generator=g)
+    Y = torch.nn.functional.one_hot(torch.randint(0, 10, (256,), generator=g), 10).float()
+    params = ns["init_params"](784, 200, 10, generator=g)
+    auto = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+
+    def manual_step():
+        with torch.no_grad():
+            out = ns["forward"](params, X)
+            grads = ns["backward"](params, out, Y)
+            ns["sgd_step"](params, grads, 0.01)
+
+    def autograd_step():
+        h = torch.tanh(X @ auto["Wh"].T + auto["bh"].T)
+        logits = h @ auto["Wy"].T + auto["by"].T
+        loss = torch.nn.functional.cross_entropy(logits, Y.argmax(1))
+        for p in auto.values():
+            p.grad = None
+        loss.backward()
+        with torch.no_grad():
+            for p in auto.values():
+                p -= 0.01 * p.grad
+
+    for f in (manual_step, autograd_step):
+        for _ in range(5):
+            f()  # warm-up
+    reps = max(20, 10 * n)
+    manual = [t / 1 for t in repeat(manual_step, reps)]
+    autograd = [t / 1 for t in repeat(autograd_step, reps)]
+    record("backprop", "manual forward + backward + update", [1000 * t for t in manual], "ms")
+    record("backprop", "torch autograd forward + backward + update", [1000 * t for t in autograd], "ms")
+    record("backprop", "ratio manual / autograd", [statistics.median(manual) / statistics.median(autograd)], "x")
+
+
+SECTIONS = {
+    "notebooks": bench_notebooks,
+    "grading": bench_grading,
+    "widgets": bench_widgets,
+    "engine": bench_engine,
+    "backprop": bench_backprop,
+}
+
+
+def machine() -> dict:
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
+    try:
+        info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        info["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run only these sections")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per figure (default 3)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    info = machine()
+    print(f"Machine: {info.get('cpu_model', info['processor'])}, {info['cpus']} cores, "
+          f"{info.get('memory_gib', '?')} GiB; Python {info['python']}, torch {info['torch']}")
+    for name in args.only or list(SECTIONS):
+        try:
+            SECTIONS[name](args.repeat)
+        except Exception as exc:  # a benchmark never fails the run: report and continue
+            record(name, "section failed", None, note=f"{type(exc).__name__}: {exc}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"{stamp}.json"
+    path.write_text(json.dumps({"machine": info, "rows": ROWS}, indent=1))
+    print(f"\nwrote {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
