@@ -58,6 +58,16 @@ def _nbgrader_meta(kind: str, attrs: dict[str, str]) -> dict | None:
     return meta
 
 
+def _uncomment_markdown(source: str) -> str:
+    """Accept jupytext-style markdown, where every line is a comment (``# text``, ``#``)."""
+    lines = source.splitlines()
+    if lines and all(line.startswith("#") for line in lines if line.strip()) and any(
+            line.startswith("# ") or line == "#" for line in lines):
+        if all(line == "#" or line.startswith("# ") or not line.strip() for line in lines):
+            return "\n".join(line[2:] if line.startswith("# ") else "" if line == "#" else line for line in lines)
+    return source
+
+
 def text_to_notebook(text: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
@@ -71,7 +81,7 @@ def text_to_notebook(text: str) -> nbformat.NotebookNode:
         source = "\n".join(lines).strip("\n")
         index = len(nb.cells)
         if kind == "markdown":
-            cell = nbformat.v4.new_markdown_cell(source)
+            cell = nbformat.v4.new_markdown_cell(_uncomment_markdown(source))
         else:
             cell = nbformat.v4.new_code_cell(source)
         meta = _nbgrader_meta(kind, attrs)

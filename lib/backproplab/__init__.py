@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["checks", "data", "env", "lesson", "plots", "widgets", "needs"]
+__all__ = ["checks", "data", "env", "function_checks", "gd_figures", "graphs", "lesson", "plots", "widgets", "needs"]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,263 @@
+"""The structural checker for custom autograd Functions names each broken part of the contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from backproplab import function_checks as fc
+
+
+def make(name, forward, backward, *, static=(True, True)):
+    """A Function class from two plain functions, optionally without @staticmethod."""
+    return type(name, (torch.autograd.Function,), {
+        "forward": staticmethod(forward) if static[0] else forward,
+        "backward": staticmethod(backward) if static[1] else backward,
+    })
+
+
+def _double_forward(ctx, x):
+    ctx.save_for_backward(x)
+    return 2 * x
+
+
+def _double_backward(ctx, g):
+    return 2 * g
+
+
+Double = make("Double", _double_forward, _double_backward)
+
+
+def _lin_forward(ctx, x, W, b=None):
+    ctx.save_for_backward(x, W)
+    y = x @ W.T
+    return y if b is None else y + b
+
+
+def lin_with(backward):
+    return make("Lin", _lin_forward, backward)
+
+
+def _inputs(req=(True, True, True), bias=True):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, generator=g, dtype=torch.float64).requires_grad_(req[0])
+    W = torch.randn(2, 3, generator=g, dtype=torch.float64).requires_grad_(req[1])
+    b = torch.randn(2, generator=g, dtype=torch.float64).requires_grad_(req[2]) if bias else None
+    return x, W, b
+
+
+def _autograd_lin_backward(ctx, g):
+    """Lin's backward from torch.autograd on F.linear, returning all three gradients (None-aware)."""
+    x, W = ctx.saved_tensors
+    with torch.enable_grad():
+        xx, WW = x.detach().requires_grad_(), W.detach().requires_grad_()
+        y = torch.nn.functional.linear(xx, WW)
+        gx, gW = torch.autograd.grad(y, (xx, WW), g)
+    n = ctx.needs_input_grad
+    return (gx if n[0] else None, gW if n[1] else None, g.sum(0) if len(n) > 2 and n[2] else None)
+
+
+def test_a_correct_function_passes_every_check():
+    fc.check_function_class(Double)
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    y = fc.run_forward(Double, x)
+    (gx,) = fc.run_backward(y, torch.ones(3, dtype=torch.float64), (x,))
+    assert torch.equal(gx, torch.full((3,), 2.0, dtype=torch.float64))
+
+
+def test_missing_staticmethod_is_named_for_each_method():
+    with pytest.raises(AssertionError, match=r"NoStatic\.forward is not a @staticmethod.*diagnosis: not_static"):
+        fc.check_function_class(make("NoStatic", _double_forward, _double_backward, static=(False, True)))
+    with pytest.raises(AssertionError, match=r"NoStatic\.backward is not a @staticmethod.*diagnosis: not_static"):
+        fc.check_static(make("NoStatic", _double_forward, _double_backward, static=(True, False)), "backward")
+
+
+def test_a_class_that_is_not_a_function_is_named():
+    class Plain:
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+    with pytest.raises(AssertionError, match="not a subclass of torch.autograd.Function.*not_a_function"):
+        fc.check_function_class(Plain)
+
+
+def test_gradient_count_is_reported_as_n_for_m_inputs():
+    two = lin_with(lambda ctx, g: (g @ ctx.saved_tensors[1], g.T @ ctx.saved_tensors[0]))
+    x, W, b = _inputs()
+    with pytest.raises(AssertionError, match=r"backward returned 2 gradients for 3 inputs.*\(diagnosis: wrong_gradient_count\)"):
+        fc.run_backward(fc.run_forward(two, x, W, b), None, (x, W, b))
+    single = make("Single", _double_forward, lambda ctx, g: (2 * g, g))
+    x1 = torch.randn(2, requires_grad=True)
+    with pytest.raises(AssertionError, match="backward returned 2 gradients for 1 input:"):
+        fc.run_backward(fc.run_forward(single, x1), None, (x1,))
+
+
+def test_extra_trailing_none_is_tolerated_like_autograd_does():
+    padded = make("Padded", _double_forward, lambda ctx, g: (2 * g, None))
+    x = torch.randn(2, requires_grad=True)
+    assert len(fc.run_backward(fc.run_forward(padded, x), None, (x,))) == 1
+
+
+def test_gradient_where_needs_input_grad_is_false_is_named():
+    always = lin_with(lambda ctx, g: (g @ ctx.saved_tensors[1], g.T @ ctx.saved_tensors[0], g.sum(0)))
+    x, W, b = _inputs(req=(False, True, True))
+    with pytest.raises(AssertionError, match=r"gradient for x although ctx.needs_input_grad\[0\] is False.*gradient_not_none"):
+        fc.run_backward(fc.run_forward(always, x, W, b, input_names="xWb"), None, (x, W, b), input_names="xWb")
+
+
+def test_gradient_for_a_none_input_is_named():
+    always = lin_with(lambda ctx, g: (g @ ctx.saved_tensors[1], g.T @ ctx.saved_tensors[0], g.sum(0)))
+    x, W, _ = _inputs()
+    with pytest.raises(AssertionError, match=r"Tensor for b, which was None in forward.*gradient_not_none"):
+        fc.run_backward(fc.run_forward(always, x, W, None), None, (x, W, None), input_names=["x", "W", "b"])
+
+
+def test_none_where_a_gradient_is_needed_is_named():
+    lazy = lin_with(lambda ctx, g: (None, g.T @ ctx.saved_tensors[0], g.sum(0)))
+    x, W, b = _inputs()
+    with pytest.raises(AssertionError, match=r"returned None for input 0.*missing_gradient"):
+        fc.run_backward(fc.run_forward(lazy, x, W, b), None, (x, W, b))
+
+
+def test_a_correct_linear_passes_with_and_without_bias():
+    good = lin_with(_autograd_lin_backward)
+    for req in [(True, True, True), (False, True, True), (True, False, False)]:
+        x, W, b = _inputs(req)
+        grads = fc.run_backward(fc.run_forward(good, x, W, b), None, (x, W, b))
+        assert [g is not None for g in grads] == list(req)
+    x, W, _ = _inputs()
+    assert len(fc.run_backward(fc.run_forward(good, x, W), None, (x, W))) == 2
+
+
+def test_grad_output_modified_in_place_is_named():
+    def inplace_backward(ctx, g):
+        return g.mul_(2)
+
+    bad = make("Inplace", _double_forward, inplace_backward)
+    x = torch.randn(3, requires_grad=True)
+    with pytest.raises(AssertionError, match="changed grad_output in place.*grad_output_modified"):
+        fc.run_backward(fc.run_forward(bad, x), torch.ones(3), (x,))
+
+
+def test_input_modified_in_forward_is_named():
+    def inplace_forward(ctx, x):
+        return x.mul_(2)
+
+    bad = make("InplaceForward", inplace_forward, _double_backward)
+    with pytest.raises(AssertionError, match="changed its argument x in place.*input_modified"):
+        fc.run_forward(bad, torch.randn(3), input_names=["x"])
+
+
+@pytest.mark.parametrize("use", [
+    lambda e, g: g * (1 - 1 / (1 + e)),  # TypeError: int + tuple (the lecture's slip)
+    lambda e, g: g * e.exp(),  # AttributeError: 'tuple' object has no attribute 'exp'
+    lambda e, g: g * torch.sigmoid(e),  # TypeError: sigmoid(): argument 'input' must be Tensor, not tuple
+], ids=["arithmetic", "method", "torch_function"])
+def test_saved_tensors_used_as_a_tensor_is_recognised(use):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.exp()
+
+    def backward(ctx, g):
+        e = ctx.saved_tensors
+        return use(e, g)
+
+    bad = make("Slip", forward, backward)
+    x = torch.randn(3, requires_grad=True)
+    with pytest.raises(AssertionError, match=r"saved_tensors is a tuple: unpack it.*\(diagnosis: saved_tensors_tuple\)"):
+        fc.run_backward(fc.run_forward(bad, x), None, (x,))
+
+
+def test_other_crashes_and_stubs_are_told_apart():
+    def crash(ctx, g):
+        raise ValueError("boom")
+
+    def stub(ctx, g):
+        raise NotImplementedError()
+
+    x = torch.randn(3, requires_grad=True)
+    with pytest.raises(AssertionError, match=r"raised ValueError: boom \(diagnosis: crash\)"):
+        fc.run_backward(fc.run_forward(make("Crash", _double_forward, crash), x), None, (x,))
+    with pytest.raises(AssertionError, match="not written yet.*not_implemented"):
+        fc.run_backward(fc.run_forward(make("Stub", _double_forward, stub), x), None, (x,))
+    with pytest.raises(AssertionError, match="Stub.forward is not written yet.*not_implemented"):
+        fc.run_forward(make("Stub", lambda ctx, x: stub(ctx, x), stub), x)
+
+
+def test_output_without_a_custom_node_is_named():
+    x = torch.randn(3, requires_grad=True)
+    with pytest.raises(AssertionError, match="no_graph"):
+        fc.run_backward(torch.exp(x), None, (x,))
+
+
+def test_saving_the_output_is_recognised_whichever_way():
+    def via_save(ctx, x):
+        y = torch.sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def via_attribute(ctx, x):
+        ctx.out = torch.sigmoid(x)
+        return ctx.out
+
+    def saves_input(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sigmoid(x)
+
+    x = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    for forward in (via_save, via_attribute):
+        fc.assert_saves_output(fc.run_forward(make("S", forward, _double_backward), x))
+    with pytest.raises(AssertionError, match="none equal to the output.*output_not_saved"):
+        fc.assert_saves_output(fc.run_forward(make("S", saves_input, _double_backward), x), name="Sigmoid")
+
+
+def test_gradgradcheck_names_a_detached_backward():
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    def good(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+
+    def detached(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x.detach() * g
+
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert fc.gradgradcheck(make("Sq", forward, good).apply, (x,))
+    with pytest.raises(AssertionError, match="not_double_differentiable"):
+        fc.gradgradcheck(make("Sq", forward, detached).apply, (x,), name="Square")
+    with pytest.raises(AssertionError, match="wrong_dtype"):
+        fc.gradgradcheck(make("Sq", forward, good).apply, (x.detach().float().requires_grad_(),))
+
+
+def test_autograd_function_matches_the_builtin_and_respects_needs_input_grad():
+    Ref = fc.autograd_function("LinearFunction", torch.nn.functional.linear)
+    assert Ref.__name__ == "LinearFunction"
+    fc.check_function_class(Ref)
+    x, W, b = _inputs(req=(False, True, True))
+    y = Ref.apply(x, W, b)
+    assert type(y.grad_fn).__name__ == "LinearFunctionBackward"
+    torch.testing.assert_close(y, torch.nn.functional.linear(x, W, b))
+    grads = fc.run_backward(y, None, (x, W, b))
+    assert grads[0] is None
+    assert torch.autograd.gradcheck(Ref.apply, _inputs())
+    x, W, _ = _inputs()
+    assert fc.run_backward(Ref.apply(x, W, None), None, (x, W, None))[2] is None
+
+
+def test_substituted_restores_bindings_even_on_failure():
+    ns = {"Tanh": "student", "keep": 1}
+    with pytest.raises(RuntimeError):
+        with fc.substituted(ns, Tanh="reference", LinearFunction="reference"):
+            assert ns["Tanh"] == ns["LinearFunction"] == "reference"
+            raise RuntimeError
+    assert ns == {"Tanh": "student", "keep": 1}
+
+
+def test_graph_node_names_counts_custom_and_builtin_nodes():
+    Ref = fc.autograd_function("Tanh", torch.tanh)
+    x = torch.randn(3, requires_grad=True)
+    names = fc.graph_node_names(torch.tanh(Ref.apply(x)) * 2)
+    assert names["TanhBackward"] == 1 and names["TanhBackward0"] == 1 and names["AccumulateGrad"] == 1

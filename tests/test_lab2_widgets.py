@@ -1,0 +1,181 @@
+"""Lab 2's explorers, driven without a browser: set a control, read back what was drawn."""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import pytest
+import torch
+from backproplab import gd_figures, widgets
+
+
+def descent(grad_fn, w0, eta, nb_steps):
+    """A correct gradient descent, written for these tests (not the lab's solution text)."""
+    rows = [w0.clone()]
+    for _ in range(nb_steps):
+        rows.append(rows[-1] - eta * grad_fn(rows[-1]))
+    return torch.stack(rows)
+
+
+def local_model(loss_fn, w0, eta):
+    x = w0.clone().requires_grad_(True)
+    value = loss_fn(x)
+    (g,) = torch.autograd.grad(value, x)
+    return lambda w: value.detach() + (g * (w - w0)).sum() + ((w - w0) ** 2).sum() / (2 * eta)
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def median_ms(explorer, control, values, repeats=7):
+    before = len(explorer.update_seconds)
+    for _ in range(repeats):
+        for v in values:
+            explorer.controls[control].value = v
+    times = explorer.update_seconds[before:]
+    return 1000 * statistics.median(times), len(times)
+
+
+# --- 1-D explorer ----------------------------------------------------------------------------------
+
+
+def test_explorer_1d_draws_the_students_iterates_for_the_new_step_size():
+    e = widgets.gd.explorer_1d(descent, local_model=local_model)
+    fig, renders = e.fig, e.view.render_count
+    e.controls["eta"].value = 0.5
+    w0 = torch.tensor([e.controls["w0"].value], dtype=torch.float64)
+    expected = descent(e.grad_fn, w0, 0.5, e.controls["nb_steps"].value)[:, 0].numpy()
+    xs = np.asarray(e.artists["iterates"].get_xdata())
+    np.testing.assert_allclose(xs, expected)
+    assert e.fig is fig and e.view.render_count == renders + 1
+    assert e.message is None
+
+
+def test_explorer_1d_follows_start_point_and_number_of_steps():
+    e = widgets.gd.explorer_1d(descent, local_model=local_model)
+    e.controls["w0"].value = 1.5
+    e.controls["nb_steps"].value = 7
+    xs = np.asarray(e.artists["iterates"].get_xdata())
+    assert len(xs) == 8 and xs[0] == pytest.approx(1.5)
+    assert len(e.artists["models"].get_segments()) == 7  # one local model per step
+
+
+def test_explorer_1d_local_models_have_their_lowest_point_at_the_next_iterate():
+    e = widgets.gd.explorer_1d(descent, local_model=local_model)
+    xs = np.asarray(e.artists["iterates"].get_xdata())
+    for (center, _c0, c1, c2), following in zip(e.parabolas, xs[1:], strict=True):
+        assert center - c1 / (2 * c2) == pytest.approx(following, abs=1e-9)
+
+
+def test_explorer_1d_converges_with_0125_and_bounces_with_05():
+    e = widgets.gd.explorer_1d(descent, local_model=local_model)
+    e.controls["nb_steps"].value = 40
+    e.controls["eta"].value = 0.125
+    settled = e.iterates[-3:, 0]
+    assert np.ptp(settled) < 1e-3
+    e.controls["eta"].value = 0.5
+    bouncing = e.iterates[-4:, 0]
+    assert abs(bouncing[-1] - bouncing[-2]) > 0.5 and bouncing[-1] == pytest.approx(bouncing[-3], abs=1e-2)
+
+
+def test_explorer_1d_says_when_gradient_descent_is_not_written():
+    e = widgets.gd.explorer_1d(stub, local_model=stub)
+    assert "not written yet" in e.message and "gradient_descent" in e.message
+    assert e.artists["message"].get_visible()
+    assert len(e.artists["iterates"].get_xdata()) == 0
+    e.controls["eta"].value = 0.3  # still no crash
+    assert "gradient_descent" in e.status.value
+
+
+def test_explorer_1d_says_when_only_the_local_model_is_missing():
+    e = widgets.gd.explorer_1d(descent, local_model=stub)
+    assert "local_quadratic_model" in e.message
+    assert len(e.artists["iterates"].get_xdata()) == e.controls["nb_steps"].value + 1
+
+
+def test_explorer_1d_reports_a_wrong_shape():
+    e = widgets.gd.explorer_1d(lambda g, w0, eta, n: w0, local_model=local_model)
+    assert "shape" in e.message
+
+
+# --- 2-D explorer ----------------------------------------------------------------------------------
+
+
+def test_explorer_2d_draws_the_students_trajectory_and_names_the_regime():
+    e = widgets.gd.explorer_2d(descent)
+    fig = e.fig
+    for eta, regime in ((0.5, "monotone"), (1.5, "oscillating"), (2.0, "divergent"), (1.0, "monotone")):
+        e.controls["eta"].value = eta
+        assert e.regime == regime
+        assert regime in e.artists["title"].get_text()
+    kappa = e.controls["kappa"].value
+    assert e.theoretical_rate == pytest.approx(max(abs(1 - 1.0), abs(1 - 1.0 / kappa)))
+    a = e.matrix()
+    expected = descent(lambda w: a @ w, e.start_point(), 1.0, e.controls["nb_steps"].value).numpy()
+    np.testing.assert_allclose(np.asarray(e.artists["trajectory"].get_xdata()), expected[:, 0], atol=1e-12)
+    np.testing.assert_allclose(np.asarray(e.artists["trajectory"].get_ydata()), expected[:, 1], atol=1e-12)
+    assert e.fig is fig
+
+
+def test_explorer_2d_observed_rate_matches_theory():
+    e = widgets.gd.explorer_2d(descent, nb_steps=60)
+    for eta in (0.4, 1.2, 1.8):
+        e.controls["eta"].value = eta
+        assert e.observed_rate == pytest.approx(e.theoretical_rate, rel=1e-3)
+
+
+def test_explorer_2d_rotation_changes_nothing_but_the_orientation():
+    e = widgets.gd.explorer_2d(descent)
+    e.controls["angle"].value = 0
+    distances = np.linalg.norm(e.iterates, axis=1)
+    e.controls["angle"].value = 70
+    np.testing.assert_allclose(np.linalg.norm(e.iterates, axis=1), distances, rtol=1e-9)
+
+
+def test_explorer_2d_contours_follow_the_condition_number():
+    e = widgets.gd.explorer_2d(descent)
+    e.controls["angle"].value = 0
+    e.controls["kappa"].value = 1.0
+    round_ = e.artists["contours"].get_segments()[0]
+    assert np.ptp(np.linalg.norm(round_, axis=1)) < 1e-9  # kappa = 1: circles
+    e.controls["kappa"].value = 100.0
+    long_ = e.artists["contours"].get_segments()[0]
+    assert np.ptp(long_[:, 1]) == pytest.approx(10 * np.ptp(long_[:, 0]), rel=1e-2)
+
+
+def test_explorer_2d_says_when_gradient_descent_is_not_written():
+    e = widgets.gd.explorer_2d(stub)
+    assert "not written yet" in e.message
+    assert len(e.artists["trajectory"].get_xdata()) == 0
+    e.controls["kappa"].value = 50.0
+    assert e.regime == "monotone" and e.artists["message"].get_visible()
+
+
+# --- timing (printed, never asserted) and the static figure -----------------------------------------
+
+
+def test_report_widget_update_times(capsys):
+    e1 = widgets.gd.explorer_1d(descent, local_model=local_model)
+    ms1, n1 = median_ms(e1, "eta", [0.5, 0.3, 0.125])
+    e2 = widgets.gd.explorer_2d(descent)
+    ms2, n2 = median_ms(e2, "eta", [0.5, 1.5, 2.1])
+    ms3, n3 = median_ms(e2, "kappa", [3.0, 30.0, 10.0])
+    with capsys.disabled():
+        print(f"\nlab 2 widget update, value change to PNG (median): 1-D {ms1:.1f} ms over {n1}, "
+              f"2-D step {ms2:.1f} ms over {n2}, 2-D kappa {ms3:.1f} ms over {n3}")
+
+
+def test_rate_map_saves_a_png(tmp_path):
+    path = gd_figures.save_rate_map(tmp_path / "lab2_rate_map.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rate_map_marks_the_regime_borders():
+    from backproplab import plots
+
+    fig, ax = plots.new_figure()
+    gd_figures.rate_map(ax, resolution=40)
+    vertical = sorted(line.get_xdata()[0] for line in ax.lines if len(set(line.get_xdata())) == 1)
+    assert vertical == [1.0, 2.0]
