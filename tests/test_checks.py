@@ -184,3 +184,47 @@ def test_time_limit_interrupts_a_runaway_loop_with_a_message():
             while True:
                 pass
     assert time.perf_counter() - start < 5
+
+
+def test_guard_refuses_a_verdict_under_an_active_torch_function_mode():
+    from torch.overrides import TorchFunctionMode
+
+    class Everything(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    e = ref(3)
+    with Everything():
+        with pytest.raises(AssertionError, match="integrity.*TorchFunctionMode.*diagnosis: policy"):
+            checks.compare(e, e)
+    assert checks.compare(e, e) is None
+
+
+def test_guard_notices_replaced_tensor_methods_and_torch_functions(monkeypatch):
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    with pytest.raises(AssertionError, match="replaced: torch.allclose"):
+        checks.assert_close(ref(2), ref(2))
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.Tensor, "__sub__", lambda a, b: torch.zeros_like(a))
+    with pytest.raises(AssertionError, match=r"torch.Tensor.__sub__"):
+        checks.assert_close(ref(2), ref(2, seed=1))
+
+
+def test_guard_runs_after_the_students_function_returns():
+    from torch.overrides import TorchFunctionMode
+
+    class Sticky(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    mode = Sticky()
+
+    def sneaky():
+        mode.__enter__()  # left active on purpose
+        return 1
+
+    try:
+        with pytest.raises(AssertionError, match="TorchFunctionMode"):
+            checks.call(sneaky)
+    finally:
+        mode.__exit__(None, None, None)

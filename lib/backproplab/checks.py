@@ -24,6 +24,7 @@ import torch
 
 __all__ = [
     "DIAGNOSES",
+    "integrity_problems",
     "Mismatch",
     "assert_close",
     "assert_grads_close",
@@ -100,6 +101,13 @@ DIAGNOSES = {
     "not_static": "forward and backward must be @staticmethod",
     "saved_tensors_tuple": "ctx.saved_tensors is a tuple: unpack it",
     "not_double_differentiable": "the backward is not differentiable (detach/.data/no_grad/numpy)",
+    "uses_autograd": "autograd was used where gradients must be written by hand",
+    "modifies_input": "the function modified one of its inputs in place",
+    "not_in_place": "the update must change the tensors in place",
+    "ignores_generator": "random draws must use the generator argument",
+    "no_memo": "the recursion recomputes values: memoise them",
+    "not_bottom_up": "the table must be filled bottom-up, without recursion",
+    "wrong_dim": "the operation runs over the wrong dimension",
 }
 
 
@@ -114,6 +122,61 @@ class Mismatch:
     def message(self, name: str) -> str:
         first = f"{name}: {self.summary} (diagnosis: {self.tag})"
         return first + ("\n" + self.details if self.details else "")
+
+
+# --- integrity guard ------------------------------------------------------------------------------
+# Originals captured when this module is imported (the import block runs before any student code).
+# The guard refuses to give a verdict while the state a comparison depends on has been changed:
+# an active torch function/dispatch mode (which can rewrite every tensor operation, the test's own
+# reference computation included), replaced torch functions, or IPython input transformers added
+# after the import (which can rewrite or blank the test cells themselves). This is defence in
+# depth; the class grader's source scan and sandbox are the main line (see autograder/README.md).
+_ORIGINALS = {
+    name: getattr(torch.Tensor, name)
+    for name in ("__sub__", "__mul__", "__add__", "__eq__", "__ne__", "__le__", "__bool__", "abs", "all", "any",
+                 "to", "detach", "reshape", "item", "tolist", "clone")
+}
+_TORCH_ORIGINALS = {name: getattr(torch, name) for name in ("allclose", "equal", "isclose", "isnan", "isinf", "where")}
+
+
+def _ipython_transformer_count() -> int | None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    ip = get_ipython()
+    if ip is None:
+        return None
+    return len(getattr(ip, "input_transformers_post", [])) + len(getattr(ip, "input_transformers_cleanup", []))
+
+
+_TRANSFORMERS_AT_IMPORT = _ipython_transformer_count()
+
+
+def integrity_problems() -> list[str]:
+    """What has been changed that a fair comparison depends on; empty when all is as imported."""
+    found = []
+    if torch._C._len_torch_function_stack() > 0:
+        found.append("a TorchFunctionMode is active")
+    if torch._C._len_torch_dispatch_stack() > 0:
+        found.append("a TorchDispatchMode is active")
+    changed = [f"torch.Tensor.{n}" for n, f in _ORIGINALS.items() if getattr(torch.Tensor, n, None) is not f]
+    changed += [f"torch.{n}" for n, f in _TORCH_ORIGINALS.items() if getattr(torch, n, None) is not f]
+    if changed:
+        found.append("replaced: " + ", ".join(changed))
+    now = _ipython_transformer_count()
+    if _TRANSFORMERS_AT_IMPORT is not None and now is not None and now > _TRANSFORMERS_AT_IMPORT:
+        found.append("IPython input transformers were added")
+    return found
+
+
+def _guard() -> None:
+    problems = integrity_problems()
+    if problems:
+        raise AssertionError(
+            "integrity: the checks cannot be trusted because " + "; ".join(problems)
+            + ". Remove the code that does this and run the notebook again (diagnosis: policy)"
+        )
 
 
 def tolerances(dtype: torch.dtype) -> tuple[float, float]:
@@ -196,6 +259,7 @@ def compare(
     reference, so that a tensor with large entries is not held to an absolute 1e-9.
     ``batch_size`` lets the diagnosis recognise "summed instead of averaged".
     """
+    _guard()
     want_dtype = dtype if dtype is not None else expected.dtype
     if not isinstance(actual, torch.Tensor) or type(actual) not in (torch.Tensor, torch.nn.Parameter):
         what = type(actual).__name__
@@ -324,6 +388,7 @@ def assert_grads_close(
 
 def assert_equal(actual: Any, expected: Any, name: str = "result") -> None:
     """Exact equality for plain Python values (ints, strings, booleans)."""
+    _guard()
     if type(actual) is not type(expected) and not (
         isinstance(expected, int) and type(actual) is int
     ):
@@ -337,6 +402,7 @@ def assert_equal(actual: Any, expected: Any, name: str = "result") -> None:
 
 def assert_python_float(actual: Any, expected: float, name: str = "result", *, rtol=1e-9, atol=1e-12) -> None:
     """``actual`` must be a Python float (not a tensor) close to ``expected``."""
+    _guard()
     if isinstance(actual, torch.Tensor):
         raise AssertionError(
             f"{name}: expected a Python float, got a tensor; call .item() on it (diagnosis: wrong_dtype)"
@@ -355,8 +421,9 @@ def assert_python_float(actual: Any, expected: float, name: str = "result", *, r
 def call(fn: Callable, *args, name: str | None = None, **kwargs):
     """Call a student function; turn "not written yet" and crashes into messages a student can act on."""
     label = name or getattr(fn, "__name__", "the function")
+    _guard()
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except NotImplementedError as exc:
         raise AssertionError(
             f"{label} is not written yet: {DIAGNOSES['not_implemented']} (diagnosis: not_implemented)"
@@ -367,6 +434,8 @@ def call(fn: Callable, *args, name: str | None = None, **kwargs):
         raise AssertionError(
             f"{label} raised {type(exc).__name__}: {exc} (diagnosis: crash)"
         ) from exc
+    _guard()  # the student's function may have changed the state the test relies on
+    return result
 
 
 def grad_table(actual: Mapping[str, Any], expected: Mapping[str, torch.Tensor]) -> str:
