@@ -1,8 +1,129 @@
-"""``backproplab-grade``: grade a whole class with nbgrader (being built, see issue 7)."""
+"""``backproplab-grade SUBMISSIONS --out DIR [--assignment ID] [--jobs N]``: grade a whole class.
 
+SUBMISSIONS is nbgrader's ``submitted/<student>/<assignment>/<notebook>.ipynb`` folder, a folder of
+per-student zip files, or one zip. DIR receives ``grades.csv``, ``grades_detailed.csv``,
+``feedback/``, ``report.md`` and ``report.png`` (see autograder/README.md). Running the command
+again skips what is already graded; a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
 import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from . import grading, report, results
+from .course import ASSIGNMENTS, SOLUTIONS, available_assignments
+from .limits import Limits
 
 
-def main(argv=None) -> int:
-    sys.stderr.write("backproplab-grade: not available yet\n")
-    return 2
+def build_parser() -> argparse.ArgumentParser:
+    d = Limits()
+    p = argparse.ArgumentParser(prog="backproplab-grade", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("submissions", type=Path, help="folder or zip of submissions")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created; reused by a rerun)")
+    p.add_argument("--assignment", action="append", default=None,
+                   help="grade only this assignment (repeatable; default: every assignment with a source)")
+    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                   help="parallel workers (default: the number of cores)")
+    p.add_argument("--source", type=Path, default=SOLUTIONS, help="nbgrader source folder (default: solutions/)")
+    p.add_argument("--db-url", default=None,
+                   help="gradebook URL (default: sqlite in DIR/course); e.g. postgresql+psycopg2://user@host/db")
+    p.add_argument("--cell-timeout", type=float, default=d.cell_timeout, help="seconds per cell")
+    p.add_argument("--notebook-timeout", type=float, default=d.notebook_timeout, help="seconds per notebook")
+    p.add_argument("--memory-mib", type=int, default=d.memory_mib, help="kernel address-space limit (MiB)")
+    p.add_argument("--processes", type=int, default=d.processes, help="processes+threads per sandbox uid")
+    p.add_argument("--output-bytes", type=int, default=d.output_bytes, help="output kept per cell (bytes)")
+    p.add_argument("--file-mib", type=int, default=d.file_mib, help="largest file a kernel may write (MiB)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
+    return p
+
+
+def settings_from_args(args) -> grading.Settings:
+    limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
+                    memory_mib=args.memory_mib, processes=args.processes, output_bytes=args.output_bytes,
+                    file_mib=args.file_mib)
+    return grading.Settings(out=args.out.resolve(), limits=limits, jobs=max(1, args.jobs), db_url=args.db_url,
+                            source_dir=args.source.resolve(), progress=not args.no_progress and not args.quiet)
+
+
+def grade_class(submissions: Path, settings: grading.Settings, assignments: list[str] | None = None,
+                echo=print) -> dict:
+    """The whole pipeline; returns a summary dict (also used by the demo and the tests)."""
+    started = time.perf_counter()
+    out = settings.out
+    out.mkdir(parents=True, exist_ok=True)
+    source = Path(settings.source_dir)
+    if assignments is None:
+        if source.resolve() == SOLUTIONS.resolve():
+            assignments = available_assignments()
+        else:
+            assignments = sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+    names = grading.notebook_names(source, assignments)
+    placed = grading.intake(submissions, out, names)
+    for problem in placed.problems:
+        echo(f"intake: {problem}")
+    course = grading.setup_course(settings, assignments)
+    jobs = grading.collect_jobs(out / "work" / "submitted", assignments, placed.placed)
+    grader = grading.Grader(settings)
+    done = grader.run(jobs, course)
+    export = grading.export_csv(course, out)
+    if export.returncode != 0:
+        echo(f"warning: nbgrader export failed: {results.first_line(export.stderr)}")
+    results.write_csvs(out, done)
+    elapsed = time.perf_counter() - started
+    report.write(done, out, len(placed.problems), elapsed)
+    reasons = Counter(c["reason"] for r in done for c in r["cells"])
+    errors = sum(1 for r in done if any(c["reason"] == "grader_error" for c in r["cells"]))
+    seconds = sorted(r.get("seconds", 0.0) for r in done if r.get("seconds"))
+    return {"graded": len(done), "skipped": grader.skipped, "students": len({r["student_id"] for r in done}),
+            "unplaced": len(placed.problems), "reasons": dict(reasons), "grader_errors": errors,
+            "elapsed": elapsed, "median_seconds": seconds[len(seconds) // 2] if seconds else None,
+            "results": done, "out": out}
+
+
+def print_summary(summary: dict, echo=print) -> None:
+    out = summary["out"]
+    echo(f"graded {summary['graded']} notebook(s) of {summary['students']} student(s) "
+         f"({summary['skipped']} already done) in {summary['elapsed']:.1f} s")
+    by_lab: dict[str, list[float]] = {}
+    for r in summary["results"]:
+        by_lab.setdefault(r["assignment"], []).append(100.0 * r["score"] / r["max_score"] if r["max_score"] else 0)
+    for aid, v in sorted(by_lab.items()):
+        echo(f"  {aid}: {len(v)} students, mean {sum(v) / len(v):.1f}%")
+    echo("  grade cells: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["reasons"].items())))
+    if summary["unplaced"]:
+        echo(f"  {summary['unplaced']} item(s) not placed: see {out / 'intake_report.md'}")
+    if summary["grader_errors"]:
+        echo(f"  {summary['grader_errors']} notebook(s) hit a grader error: run the same command again")
+    echo(f"  {out / 'grades.csv'}, {out / 'grades_detailed.csv'}, {out / 'report.md'}, {out / 'feedback'}/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.assignment:
+        known = set(ASSIGNMENTS) | {p.name for p in args.source.iterdir() if p.is_dir()}
+        unknown = [a for a in args.assignment if a not in known]
+        if unknown:
+            print(f"backproplab-grade: unknown assignment(s) {unknown}", file=sys.stderr)
+            return 2
+    if not args.submissions.exists():
+        print(f"backproplab-grade: {args.submissions} does not exist", file=sys.stderr)
+        return 2
+    settings = settings_from_args(args)
+    summary = grade_class(args.submissions, settings, args.assignment,
+                          echo=(lambda *a, **k: None) if args.quiet else print)
+    if args.quiet:
+        print(f"graded {summary['graded']} notebooks; grader errors: {summary['grader_errors']}")
+    else:
+        print_summary(summary)
+    return 1 if summary["grader_errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""nbgrader preprocessors used by the class grader, configured into ``Autograde`` and ``GenerateFeedback``.
+
+:class:`SandboxedExecute` replaces nbgrader's ``Execute`` in the autograde pipeline. It runs every
+cell the way ``Execute`` does (nbclient, errors allowed), in the grading kernelspec (see
+:mod:`sandbox` and :mod:`launcher`), and adds what a class of real submissions needs:
+
+* a wall-time limit per cell (SIGINT first; a kernel that does not answer within the grace
+  period is killed and restarted) and per notebook (cells past the budget are not run);
+* an output cap per cell (the output is truncated and the cell is stopped);
+* survival of a dead kernel (``os._exit``, a segfault, a kill): the cell is marked, a new kernel is
+  started, the import/setup cells and the solution cells that ran before are replayed, and
+  grading goes on with the next cell;
+* grade cells the pre-check flagged as deleted or turned into markdown are not run: they get an
+  error output, so nbgrader's ``SaveAutoGrades`` scores them 0;
+* a record per cell of why it failed, written next to the results for :mod:`results`.
+
+Every cell that did not complete normally ends with an error output, so nbgrader's own scoring
+(a grade cell with an error scores 0) stays the single source of the points.
+
+:class:`FeedbackScrub` runs in ``GenerateFeedback`` after ``ClearHiddenTests``: it replaces the
+traceback of every grade cell by its first line, because an IPython traceback quotes the source
+lines around the failing line, and that line can sit in a hidden test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from queue import Empty
+from time import monotonic
+
+from nbclient.exceptions import DeadKernelError
+from nbclient.util import ensure_async, run_sync
+from nbformat import NotebookNode
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+
+from . import sandbox
+from .launcher import DIR_VAR, UID_VAR
+from .limits import Limits
+
+RECORDS_VAR = "BACKPROPLAB_RECORDS_DIR"
+SUBMITTED_VAR = "BACKPROPLAB_SUBMITTED_DIR"
+SANDBOX_ROOT_VAR = "BACKPROPLAB_SANDBOX_ROOT"
+SLOT_VAR = "BACKPROPLAB_SLOT"
+
+MISSING_KEY = "backproplab"   # cell.metadata[MISSING_KEY]["missing_cell"] = why, set by the pre-check
+
+_MEMORY = re.compile(r"MemoryError|can't allocate memory|Cannot allocate memory|out of memory|bad_alloc", re.I)
+_PROCESSES = re.compile(r"Resource temporarily unavailable|BlockingIOError|can't start new thread", re.I)
+_FILE_SIZE = re.compile(r"File too large|Errno 27", re.I)
+
+
+def error_output(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def classify_error(ename: str, evalue: str) -> str | None:
+    """A grader-level reason for a Python error raised in the kernel, or None for an ordinary failure."""
+    text = f"{ename}: {evalue}"
+    if ename == "MemoryError" or _MEMORY.search(text):
+        return "out_of_memory"
+    if ename in ("BlockingIOError",) or _PROCESSES.search(text) or _FILE_SIZE.search(text):
+        return "policy"
+    return None
+
+
+def death_reason(status: int | None, cell: NotebookNode) -> tuple[str, str]:
+    """Why the kernel process ended, from its exit status (negative: killed by that signal)."""
+    text = "\n".join(o.get("evalue", "") + "".join(o.get("text", "")) for o in cell.get("outputs", []))
+    if status is None:
+        return "crash", "the kernel stopped answering"
+    if status < 0:
+        sig = -status
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+        if sig == signal.SIGXCPU:
+            return "timeout", f"the kernel used up its CPU time limit ({name})"
+        if sig == signal.SIGXFSZ:
+            return "policy", f"the kernel wrote a file larger than the limit ({name})"
+        if sig == signal.SIGKILL or _MEMORY.search(text):
+            return "out_of_memory", f"the kernel was killed ({name}), most likely for running out of memory"
+        if sig == signal.SIGABRT and _MEMORY.search(text):
+            return "out_of_memory", f"the kernel aborted ({name}) after failing to allocate memory"
+        return "crash", f"the kernel crashed ({name})"
+    if _MEMORY.search(text):
+        return "out_of_memory", f"the kernel exited (status {status}) after failing to allocate memory"
+    return "crash", f"the kernel process exited with status {status} (os._exit or a fatal error)"
+
+
+def _output_size(out: NotebookNode) -> int:
+    if out.get("output_type") == "stream":
+        return len(out.get("text", "").encode("utf-8", "replace"))
+    size = 0
+    for value in out.get("data", {}).values():
+        size += len(value) if isinstance(value, str) else len(json.dumps(value))
+    if out.get("output_type") == "error":
+        size += sum(len(x) for x in out.get("traceback", []))
+    return size
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's ``Execute`` with limits, kernel restarts and per-cell fault records (see module doc)."""
+
+    # -- configuration from the worker's environment ------------------------------------------------
+    def _configure(self) -> None:
+        self.limits = Limits.from_env()
+        self.kernel_name = sandbox.KERNEL_NAME
+        self.timeout = max(1, math.ceil(self.limits.cell_timeout))
+        self.interrupt_on_timeout = True
+        self.raise_on_iopub_timeout = False
+        self.iopub_timeout = max(1, math.ceil(self.limits.interrupt_grace))
+        self.startup_timeout = max(1, math.ceil(self.limits.kernel_startup))
+        self.shutdown_kernel = "immediate"
+        self.allow_errors = True
+        self.slot = int(os.environ.get(SLOT_VAR, "0"))
+        uid_text = os.environ.get(UID_VAR, "")
+        self.uid = int(uid_text) if uid_text.isdigit() and sandbox.is_root() else None
+        root = os.environ.get(SANDBOX_ROOT_VAR)
+        self.sandbox_root = Path(root) if root else sandbox.make_sandbox_root()
+        self.records_dir = os.environ.get(RECORDS_VAR)
+        self.submitted_dir = os.environ.get(SUBMITTED_VAR)
+
+    # -- the notebook loop -----------------------------------------------------------------------------
+    def preprocess(self, nb, resources=None, km=None):
+        self._configure()
+        from nbclient import NotebookClient
+
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        notebook_id = (resources or {}).get("nbgrader", {}).get("notebook", "notebook")
+        submitted = Path(self.submitted_dir) / f"{notebook_id}.ipynb" if self.submitted_dir else None
+        self.box = sandbox.prepare_sandbox(self.sandbox_root, self.slot, submitted, self.uid)
+        os.environ[DIR_VAR] = str(self.box)  # the launcher's working directory (kernel env = ours)
+        self.records: list[dict] = []
+        self.restarts = 0
+        self._cell_bytes, self._capped, self._timed_out = 0, False, False
+        self._replayable: list[int] = []
+        self._deadline = monotonic() + self.limits.notebook_timeout
+        try:
+            with self.setup_kernel(cwd=str(self.box)):
+                assert self.kc
+                info_msg = self.wait_for_reply(self.kc.kernel_info())
+                if info_msg:
+                    self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
+                for index, cell in enumerate(self.nb.cells):
+                    self._run_cell(cell, resources, index)
+        finally:
+            if self.uid is not None:
+                sandbox.kill_uid(self.uid)
+            self._write_records(notebook_id)
+        self.set_widgets_metadata()
+        return self.nb, self.resources
+
+    def _record(self, index: int, cell: NotebookNode, reason: str, message: str) -> None:
+        meta = cell.metadata.get("nbgrader", {})
+        self.records.append({
+            "index": index,
+            "grade_id": meta.get("grade_id"),
+            "grade": bool(meta.get("grade")),
+            "solution": bool(meta.get("solution")),
+            "reason": reason,
+            "message": message,
+        })
+
+    def _write_records(self, notebook_id: str) -> None:
+        if not self.records_dir:
+            return
+        folder = Path(self.records_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        data = {"notebook": notebook_id, "restarts": self.restarts, "cells": self.records}
+        tmp = folder / f".{notebook_id}.json.tmp"
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, folder / f"{notebook_id}.json")
+
+    def _run_cell(self, cell: NotebookNode, resources, index: int) -> None:
+        if cell.cell_type != "code" or not cell.source.strip():
+            return
+        missing = cell.metadata.get(MISSING_KEY, {}).get("missing_cell")
+        if missing:
+            msg = (f"this grade cell was {missing} in the submission; it was restored from the assignment "
+                   "and scores 0 (missing_cell)")
+            cell.outputs = [error_output("MissingGradeCell", msg)]
+            self._record(index, cell, "missing_cell", msg)
+            return
+        left = self._deadline - monotonic()
+        if left <= 0:
+            msg = (f"not run: the notebook used up its time limit of {self.limits.notebook_timeout:g} s "
+                   "(timeout)")
+            cell.outputs = [error_output("NotebookTimeout", msg)]
+            self._record(index, cell, "timeout", msg)
+            return
+        self.timeout = max(1, math.ceil(min(self.limits.cell_timeout, left)))
+        self._cell_bytes = 0
+        self._capped = False
+        self._timed_out = False
+        try:
+            self.preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            status = self._exit_status()
+            reason, why = death_reason(status, cell)
+            msg = f"{why} while running this cell; a new kernel ran the rest of the notebook ({reason})"
+            cell.outputs.append(error_output("KernelDied", msg))
+            self._record(index, cell, reason, msg)
+            self._restart()
+            return
+        if self._timed_out or self._capped:
+            if self._capped:
+                reason, ename = "output_cap", "OutputLimitExceeded"
+                msg = (f"this cell printed more than {self.limits.output_bytes} bytes; the output was cut "
+                       "and the cell stopped (output_cap)")
+            else:
+                reason, ename = "timeout", "Timeout"
+                msg = f"this cell ran longer than {self.timeout} s and was stopped (timeout)"
+            responsive = self._responsive(self.limits.interrupt_grace + 2)
+            procs = len(sandbox.uid_pids(self.uid)) if self.uid is not None else 1
+            if procs >= min(16, max(2, self.limits.processes // 2)):
+                reason, ename = "policy", "ProcessLimit"
+                msg = (f"this cell started {procs} processes (limit {self.limits.processes}) and did not "
+                       "finish; they were all killed and the kernel restarted (policy)")
+            elif not responsive:
+                msg += "; it ignored the interrupt, so the kernel was killed and restarted"
+            elif procs > 1:
+                msg += "; the processes it started were killed and the kernel restarted"
+            if not responsive or procs > 1:
+                self._restart()
+            keep = [o for o in cell.outputs if not (o.get("output_type") == "error" and o.get("ename") == "Timeout")]
+            cell.outputs = keep + [error_output(ename, msg)]
+            self._record(index, cell, reason, msg)
+            return
+        for out in cell.outputs:
+            if out.get("output_type") == "error":
+                reason = classify_error(out.get("ename", ""), out.get("evalue", ""))
+                if reason:
+                    what = {"out_of_memory": f"the cell ran out of memory (limit {self.limits.memory_mib} MiB)",
+                            "policy": "the cell hit the grader's limit on processes or file size"}[reason]
+                    self._record(index, cell, reason,
+                                 f"{what}: {out.get('ename')}: {out.get('evalue', '')}".strip().rstrip(":"))
+                    if reason == "policy":  # leftover forks may hold every process slot: start clean
+                        self._restart()
+                    return
+                break
+        else:
+            meta = cell.metadata.get("nbgrader", {})
+            if not meta.get("grade"):
+                self._replayable.append(index)
+
+    # -- timeouts, output cap --------------------------------------------------------------------------
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._timed_out = True
+        self.log.warning("cell timed out after %s s: interrupting the kernel", timeout)
+        try:
+            await ensure_async(self.km.interrupt_kernel())
+        except Exception as exc:  # noqa: BLE001 - a kernel that cannot be interrupted is killed later
+            self.log.warning("interrupt failed: %s", exc)
+        return {"content": {"status": "error", "ename": "Timeout",
+                            "evalue": f"the cell ran longer than {timeout} s (timeout)",
+                            "traceback": [f"Timeout: the cell ran longer than {timeout} s (timeout)"]}}
+
+    def output(self, outs, msg, display_id, cell_index):
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is None:
+            return out
+        cap = self.limits.output_bytes
+        size = _output_size(out)
+        if self._capped:
+            if outs and outs[-1] is out:
+                outs.pop()
+            return None
+        if self._cell_bytes + size > cap:
+            room = max(0, cap - self._cell_bytes)
+            if out.get("output_type") == "stream" and room > 0:
+                out["text"] = out["text"].encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
+                out["text"] += "\n... output truncated by the grader ...\n"
+            elif outs and outs[-1] is out:
+                outs.pop()
+            self._capped = True
+            self._cell_bytes = cap
+            try:
+                self._cap_task = asyncio.ensure_future(ensure_async(self.km.interrupt_kernel()))
+            except Exception:  # noqa: BLE001 - the cell's timeout stops it anyway
+                pass
+            return None
+        self._cell_bytes += size
+        return out
+
+    # -- kernel life -----------------------------------------------------------------------------------
+    def _exit_status(self) -> int | None:
+        proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if proc is None:
+            return None
+        for _ in range(50):
+            status = proc.poll()
+            if status is not None:
+                return status
+            time.sleep(0.05)
+        return None
+
+    async def _async_responsive(self, wait: float) -> bool:
+        try:
+            if not await ensure_async(self.km.is_alive()):
+                return False
+            msg_id = self.kc.kernel_info()
+            deadline = monotonic() + wait
+            while (left := deadline - monotonic()) > 0:
+                try:
+                    msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
+                except Empty:
+                    return False
+                if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                    return True
+        except Exception:  # noqa: BLE001
+            return False
+        return False
+
+    _responsive = run_sync(_async_responsive)
+
+    async def _async_restart(self) -> None:
+        self.restarts += 1
+        if self.uid is not None:
+            sandbox.kill_uid(self.uid)
+        await self._async_cleanup_kernel()
+        self.km = self.create_kernel_manager()
+        await self.async_start_new_kernel(cwd=str(self.box))
+        await self.async_start_new_kernel_client()
+        for index in self._replayable:
+            if not await self._async_replay(self.nb.cells[index].source):
+                break
+
+    _restart = run_sync(_async_restart)
+
+    async def _async_replay(self, source: str) -> bool:
+        """Run a setup or solution cell again in the new kernel, output discarded."""
+        msg_id = self.kc.execute(source, store_history=False, stop_on_error=False)
+        deadline = monotonic() + max(1.0, min(self.limits.cell_timeout, self._deadline - monotonic()))
+        while (left := deadline - monotonic()) > 0:
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
+            except Empty:
+                break
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return True
+        return False
+
+
+class FeedbackScrub(NbGraderPreprocessor):
+    """Feedback shows what failed, never the hidden tests: grade-cell tracebacks become their message."""
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade"):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    out["traceback"] = [f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"]
+        return cell, resources

@@ -1,0 +1,486 @@
+"""Grade a class: course folder, one job per (student, assignment) in parallel workers, results on disk.
+
+Layout of the output folder ``DIR``::
+
+    DIR/course/        0700: nbgrader course (config, source, release, submitted, autograded,
+                       feedback, gradebook.db); the sandbox uids cannot read it
+    DIR/work/          intake copies, per-job nbgrader logs and execute records
+    DIR/results/<student>/<assignment>.json   one finished job, written atomically
+    DIR/feedback/<student>/<assignment>/<notebook>.html
+    DIR/grades.csv, DIR/grades_detailed.csv, DIR/nbgrader_grades.csv, DIR/report.md, DIR/report.png,
+    DIR/intake_report.md
+
+A job is finished when its result file exists and carries the hash of its inputs (the submitted
+bytes, the source notebook, the limits, this grader's version) and the course's token. A rerun
+skips finished jobs and redoes the others with ``--force``: a job killed half-way left no result,
+so it is graded again from scratch, and nbgrader overwrites whatever it had written for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import intake as intake_mod
+from . import precheck, results, sandbox
+from .course import ASSIGNMENTS, SOLUTIONS, tool_env
+from .execute import RECORDS_VAR, SANDBOX_ROOT_VAR, SLOT_VAR, SUBMITTED_VAR
+from .launcher import PYTHON_VAR, UID_VAR
+from .limits import ENV_VAR as LIMITS_VAR
+from .limits import Limits
+
+GRADER_VERSION = "1"
+COURSE_ID = "backprop-lab"
+LOCK_MARKERS = ("database is locked", "could not serialize access", "deadlock detected")
+
+CONFIG = """\
+# Written by backproplab-grade for this grading folder: do not edit, it is rewritten on every run.
+c = get_config()
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.course_id = {course_id!r}
+c.CourseDirectory.db_url = {db_url!r}
+c.CourseDirectory.source_directory = "source"
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store"]
+c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+
+# Autograde: nbgrader's own pipeline, with its Execute replaced by the sandboxed one.
+c.Autograde.autograde_preprocessors = [
+    "backproplab_autograder.execute.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.LimitOutput.max_lines = 1000
+c.LimitOutput.max_traceback = 100
+
+# Feedback: nbgrader's, plus the hidden tests removed and grade-cell tracebacks cut to their message.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "backproplab_autograder.execute.FeedbackScrub",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+"""
+
+
+@dataclass
+class Course:
+    root: Path            # DIR/course
+    db_url: str
+    assignments: list[str]
+    token: str
+    source_hash: dict[str, str]
+    release: dict[str, nbformat.NotebookNode]
+    jupyter_path: Path
+    notebooks: dict[str, str]     # assignment -> notebook file name
+
+
+@dataclass
+class Job:
+    student: str
+    assignment: str
+    notebook: Path        # normalised submission (DIR/work/submitted/...)
+
+    @property
+    def key(self) -> str:
+        return f"{self.student}/{self.assignment}"
+
+
+@dataclass
+class Settings:
+    out: Path
+    limits: Limits = field(default_factory=Limits)
+    jobs: int = os.cpu_count() or 1
+    db_url: str | None = None
+    source_dir: Path = SOLUTIONS
+    progress: bool = True
+    job_timeout: float | None = None   # wall limit for one job's nbgrader call (default from limits)
+    sandbox_root: Path | None = None
+    sandbox_python: str = ""           # json for the launcher when the kernel needs a mirrored interpreter
+
+
+def _sha(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()
+
+
+def run_tool(args: list[str], cwd: Path, env: dict, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run a command in its own process group; on timeout the whole group is killed."""
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate()
+        err = (err or "") + f"\n[backproplab-grade] killed after {timeout:.0f} s"
+        return subprocess.CompletedProcess(args, -9, out, err)
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def nbgrader_cmd(*args: str) -> list[str]:
+    exe = Path(sys.executable).parent / "nbgrader"
+    return [str(exe) if exe.exists() else "nbgrader", *args]
+
+
+def notebook_names(source_dir: Path, assignments: list[str]) -> dict[str, str]:
+    """Assignment -> notebook file name: the contract's name, else the one notebook of the source folder."""
+    names = {}
+    for aid in assignments:
+        if aid in ASSIGNMENTS and (Path(source_dir) / aid / ASSIGNMENTS[aid]).exists():
+            names[aid] = ASSIGNMENTS[aid]
+        else:
+            found = sorted(p.name for p in (Path(source_dir) / aid).glob("*.ipynb"))
+            if len(found) != 1:
+                raise ValueError(f"{source_dir}/{aid}: expected one source notebook, found {found}")
+            names[aid] = found[0]
+    return names
+
+
+def setup_course(settings: Settings, assignments: list[str]) -> Course:
+    """Create (or reuse) DIR/course with the source, the release and the gradebook."""
+    root = settings.out / "course"
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    db_url = settings.db_url or f"sqlite:///{root / 'gradebook.db'}"
+    token_file = root / "course-token"
+    if not token_file.exists():
+        tmp = root / ".course-token.tmp"
+        tmp.write_text(secrets.token_hex(8))
+        os.replace(tmp, token_file)
+    (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root), course_id=COURSE_ID, db_url=db_url))
+    jupyter_path = root / "jupyter"
+    sandbox.write_kernelspec(jupyter_path / "kernels")
+    env = grading_env(jupyter_path)
+    source_hash, release = {}, {}
+    names = notebook_names(settings.source_dir, assignments)
+    for aid in assignments:
+        src = Path(settings.source_dir) / aid
+        nb_name = names[aid]
+        digest = _sha(*[p.read_bytes() for p in sorted(src.rglob("*")) if p.is_file()])
+        stamp = root / "source-hashes" / aid
+        if not (stamp.exists() and stamp.read_text() == digest
+                and (root / "release" / aid / nb_name).exists()):
+            dest = root / "source" / aid
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc"))
+            proc = _with_lock_retry(lambda aid=aid: run_tool(
+                nbgrader_cmd("generate_assignment", aid, "--force"), root, env, timeout=600))
+            if proc.returncode != 0:
+                raise RuntimeError(f"nbgrader generate_assignment {aid} failed:\n{proc.stdout}\n{proc.stderr}")
+            stamp.parent.mkdir(exist_ok=True)
+            stamp.write_text(digest)
+        source_hash[aid] = digest
+        release[aid] = nbformat.read(str(root / "release" / aid / nb_name), as_version=4)
+    return Course(root, db_url, assignments, token_file.read_text().strip(), source_hash, release, jupyter_path,
+                  names)
+
+
+def grading_env(jupyter_path: Path) -> dict[str, str]:
+    env = tool_env()
+    env["JUPYTER_PATH"] = str(jupyter_path) + os.pathsep + env.get("JUPYTER_PATH", "")
+    env.setdefault("MPLBACKEND", "Agg")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _with_lock_retry(call, tries: int = 6):
+    proc = None
+    for attempt in range(tries):
+        proc = call()
+        text = (proc.stdout or "") + (proc.stderr or "")
+        if proc.returncode == 0 or not any(m in text for m in LOCK_MARKERS):
+            return proc
+        time.sleep(0.5 * (attempt + 1))
+    return proc
+
+
+def job_hash(job: Job, course: Course, limits: Limits) -> str:
+    return _sha(job.notebook.read_bytes(), course.source_hash[job.assignment].encode(),
+                limits.to_json().encode(), GRADER_VERSION.encode())
+
+
+def result_path(out: Path, job: Job) -> Path:
+    return out / "results" / job.student / f"{job.assignment}.json"
+
+
+def load_finished(out: Path, job: Job, course: Course, digest: str) -> dict | None:
+    path = result_path(out, job)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("hash") != digest or data.get("course_token") != course.token:
+        return None
+    if any(c["reason"] == "grader_error" for c in data.get("cells", [])) or data.get("grader_error"):
+        return None  # never treat a grader failure as final: try again
+    return data
+
+
+def _scores(course: Course, job: Job, notebook_id: str) -> dict[str, tuple[float | None, float]]:
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with Gradebook(course.db_url, COURSE_ID) as gb:
+        nb = gb.find_submission_notebook(notebook_id, job.assignment, job.student)
+        for grade in nb.grades:
+            scores[grade.name] = (grade.score, float(grade.max_score))
+    return scores
+
+
+def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
+    """Pre-check, autograde and feedback for one (student, assignment); returns the result dict."""
+    out, limits = settings.out, settings.limits
+    nb_name = course.notebooks[job.assignment]
+    notebook_id = Path(nb_name).stem
+    work = out / "work" / "jobs" / job.student / job.assignment
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    records_dir = work / "records"
+    submitted = course.root / "submitted" / job.student / job.assignment
+    if submitted.exists():
+        shutil.rmtree(submitted)
+    submitted.mkdir(parents=True)
+    started = time.perf_counter()
+    result = {"student_id": job.student, "assignment": job.assignment, "notebook": notebook_id,
+              "course_token": course.token, "notes": [], "grader_error": None}
+
+    check = precheck.check(job.notebook, course.release[job.assignment], submitted / nb_name,
+                           known_kernels={"python3", sandbox.KERNEL_NAME})
+    result["notes"] += check.notes
+    env = grading_env(course.jupyter_path)
+    uid = sandbox.slot_uid(slot)
+    env.update({
+        LIMITS_VAR: limits.to_json(),
+        SLOT_VAR: str(slot),
+        RECORDS_VAR: str(records_dir),
+        SUBMITTED_VAR: str(submitted),
+        SANDBOX_ROOT_VAR: str(settings.sandbox_root),
+    })
+    if uid is not None:
+        env[UID_VAR] = str(uid)
+    if settings.sandbox_python:
+        env[PYTHON_VAR] = settings.sandbox_python
+    timeout = settings.job_timeout or (limits.notebook_timeout + 4 * limits.kernel_startup + 180)
+    log = []
+
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "backproplab_autograder.nbjob", str(course.root), job.assignment, job.student]
+    if check.ungradable:
+        proc = _record_ungradable(course, job, notebook_id)
+    else:
+        proc = _with_lock_retry(lambda: run_tool(cmd, course.root, env, timeout=timeout))
+    log.append(("autograde + generate_feedback", proc))
+    result["nbgrader_seconds"] = round(time.perf_counter() - t0, 3)
+    if uid is not None:
+        sandbox.kill_uid(uid)
+    autograded = course.root / "autograded" / job.student / job.assignment / nb_name
+    produced = course.root / "feedback" / job.student / job.assignment / f"{notebook_id}.html"
+    if proc.returncode != 0:
+        what = {3: "nbgrader autograde failed", 4: "nbgrader generate_feedback failed"}.get(
+            proc.returncode, f"grading process exited {proc.returncode}")
+        result["grader_error"] = f"{what}: {results.first_line(_tail(proc.stderr))}"
+    elif check.ungradable is None and not (autograded.exists() and produced.exists()):
+        result["grader_error"] = "nbgrader wrote no autograded notebook or feedback"
+
+    cells = []
+    if result["grader_error"] is None:
+        scores = _scores(course, job, notebook_id)
+        if check.ungradable:
+            for ref in course.release[job.assignment].cells:
+                meta = ref.metadata.get("nbgrader", {})
+                if meta.get("grade"):
+                    gid = meta["grade_id"]
+                    cells.append({"notebook": notebook_id, "grade_id": gid, "score": 0.0,
+                                  "max_score": scores.get(gid, (0, float(meta.get("points", 0))))[1],
+                                  "reason": "ungradable", "message": check.ungradable, "diagnoses": []})
+            result["notes"].append(f"ungradable: {check.ungradable}")
+        else:
+            records = None
+            rec_file = records_dir / f"{notebook_id}.json"
+            if rec_file.exists():
+                records = json.loads(rec_file.read_text())
+                result["restarts"] = records.get("restarts", 0)
+            cells = results.cell_reasons(autograded, records, scores)
+        feedback_dir = out / "feedback" / job.student / job.assignment
+        if feedback_dir.exists():
+            shutil.rmtree(feedback_dir)
+        feedback_dir.mkdir(parents=True)
+        if check.ungradable:
+            (feedback_dir / f"{notebook_id}.html").write_text(_ungradable_html(job, check.ungradable))
+        else:
+            shutil.copyfile(produced, feedback_dir / produced.name)
+    if result["grader_error"] is not None:
+        cells = _error_cells(course, job, notebook_id, result["grader_error"])
+    (work / "nbgrader.log").write_text("\n".join(f"$ {name}\n{p.stdout}\n{p.stderr}" for name, p in log))
+    result["cells"] = cells
+    result["score"] = float(sum(c["score"] for c in cells))
+    result["max_score"] = float(sum(c["max_score"] for c in cells))
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    result["hash"] = job_hash(job, course, limits)
+    results.write_json_atomic(result_path(out, job), result)
+    return result
+
+
+def _record_ungradable(course: Course, job: Job, notebook_id: str) -> subprocess.CompletedProcess:
+    """No notebook to autograde: record the submission in the gradebook with every grade at 0, as
+    nbgrader's autograde does for a missing notebook (nbgrader refuses a submission with none)."""
+    from nbgrader.api import Gradebook
+
+    last = None
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings(), Gradebook(course.db_url, COURSE_ID) as gb:
+                warnings.simplefilter("ignore")  # SQLAlchemy autoflush notes from nbgrader's own API
+                gb.update_or_create_student(job.student)
+                gb.update_or_create_submission(job.assignment, job.student)
+                nb = gb.find_submission_notebook(notebook_id, job.assignment, job.student)
+                for grade in nb.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = False
+                gb.db.commit()
+            return subprocess.CompletedProcess(["gradebook"], 0, "", "")
+        except Exception as exc:  # noqa: BLE001 - retried when locked, else reported
+            last = exc
+            if not any(m in str(exc) for m in LOCK_MARKERS):
+                break
+            time.sleep(0.5 * (attempt + 1))
+    return subprocess.CompletedProcess(["gradebook"], 3, "", f"Error: recording the submission failed: {last}")
+
+
+def _tail(text: str | None, n: int = 15) -> str:
+    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    errs = [ln for ln in lines if "ERROR" in ln or "Error:" in ln or "killed" in ln]
+    return "\n".join((errs or lines)[-1:] + lines[-n:])
+
+
+def _error_cells(course: Course, job: Job, notebook_id: str, message: str) -> list[dict]:
+    rows = []
+    for ref in course.release[job.assignment].cells:
+        meta = ref.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            rows.append({"notebook": notebook_id, "grade_id": meta["grade_id"], "score": 0.0,
+                         "max_score": float(meta.get("points", 0)), "reason": "grader_error",
+                         "message": message[:500], "diagnoses": []})
+    return rows
+
+
+def _ungradable_html(job: Job, why: str) -> str:
+    import html
+
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(job.assignment)}</title></head>"
+            f"<body><h1>{html.escape(job.assignment)}: not graded</h1>"
+            f"<p>Your submitted notebook could not be graded: {html.escape(why)}.</p>"
+            "<p>Every exercise of this notebook scores 0. Open the notebook in JupyterLab, check that it "
+            "opens and runs, save it and hand it in again.</p></body></html>")
+
+
+class Grader:
+    """Run the jobs on ``settings.jobs`` worker slots; each slot has its own sandbox uid."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def run(self, jobs: list[Job], course: Course, on_done=None) -> list[dict]:
+        settings = self.settings
+        settings.sandbox_root = sandbox.make_sandbox_root()
+        python, python_env = sandbox.sandbox_python(settings.sandbox_root) if sandbox.is_root() else (None, {})
+        settings.sandbox_python = json.dumps({"python": python, "env": python_env,
+                                              "site": sandbox.grader_site_packages()}) if python else ""
+        todo, done = [], []
+        for job in jobs:
+            finished = load_finished(settings.out, job, course, job_hash(job, course, settings.limits))
+            if finished is not None:
+                done.append(finished)
+            else:
+                todo.append(job)
+        self.skipped = len(done)
+        slots: queue.Queue[int] = queue.Queue()
+        for k in range(max(1, settings.jobs)):
+            slots.put(k)
+        lock = threading.Lock()
+
+        def work(job: Job) -> dict:
+            slot = slots.get()
+            try:
+                return grade_one(job, course, settings, slot)
+            except Exception as exc:  # noqa: BLE001 - recorded as grader_error, never a silent zero
+                res = {"student_id": job.student, "assignment": job.assignment,
+                       "cells": _error_cells(course, job, Path(course.notebooks[job.assignment]).stem,
+                                             f"{type(exc).__name__}: {exc}"),
+                       "grader_error": f"{type(exc).__name__}: {exc}", "notes": [], "seconds": 0.0}
+                res["score"], res["max_score"] = 0.0, float(sum(c["max_score"] for c in res["cells"]))
+                return res
+            finally:
+                slots.put(slot)
+
+        bar = None
+        if settings.progress and todo:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), unit="nb", desc="grading", dynamic_ncols=True, file=sys.stderr,
+                       bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {elapsed} elapsed, ETA {remaining}")
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
+                futures = [pool.submit(work, job) for job in todo]
+                for fut in as_completed(futures):
+                    res = fut.result()
+                    with lock:
+                        done.append(res)
+                        if bar is not None:
+                            bar.set_postfix_str(f"{res['student_id']}/{res['assignment']}", refresh=False)
+                            bar.update(1)
+                        if on_done:
+                            on_done(res)
+        finally:
+            if bar is not None:
+                bar.close()
+            shutil.rmtree(settings.sandbox_root, ignore_errors=True)
+        return done
+
+
+def collect_jobs(submitted: Path, assignments: list[str], placed: dict) -> list[Job]:
+    return [Job(student, aid, path) for (student, aid), path in sorted(placed.items()) if aid in assignments]
+
+
+def export_csv(course: Course, out: Path) -> subprocess.CompletedProcess:
+    """nbgrader's own CSV export of the whole gradebook, beside our files."""
+    target = out / "nbgrader_grades.csv"
+    proc = _with_lock_retry(lambda: run_tool(nbgrader_cmd("export", "--to", str(target)), course.root,
+                                             grading_env(course.jupyter_path), timeout=300))
+    return proc
+
+
+def intake(source: Path, out: Path, notebooks: dict[str, str]) -> intake_mod.Intake:
+    placed = intake_mod.normalise(source, out / "work" / "submitted", out / "work", notebooks)
+    (out / "intake_report.md").write_text(placed.report_markdown())
+    return placed

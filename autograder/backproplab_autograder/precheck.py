@@ -1,0 +1,143 @@
+"""Look at a submitted notebook before nbgrader does: refuse what cannot be graded, repair the structure.
+
+* Ungradable (recorded, never sent to nbgrader): an empty file, bytes that are not JSON, JSON that
+  is not a notebook, a notebook with no cells.
+* A grade cell deleted: a copy of the released cell is put back where it was and flagged, so the
+  grader does not run it and nbgrader scores it 0 (reason ``missing_cell``).
+* A grade cell turned into markdown (or raw): made a code cell again and flagged the same way.
+* A grade cell duplicated: the first copy keeps its grade id, the others become plain cells (they
+  still run; they are not graded), as nbgrader's ``DeduplicateIds`` would do with the last.
+* A kernel name the grader does not know: replaced by the release's kernelspec (the grader runs
+  its own sandbox kernel anyway); noted.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .execute import MISSING_KEY
+
+
+@dataclass
+class Precheck:
+    ungradable: str | None = None                         # why, when the notebook cannot be graded
+    missing: dict[str, str] = field(default_factory=dict)  # grade_id -> "deleted" / "turned into markdown"
+    notes: list[str] = field(default_factory=list)
+
+
+def _grade_id(cell) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta.get("grade_id") if meta.get("grade") else None
+
+
+def _nbgrader_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def check(path: Path, release: nbformat.NotebookNode, out: Path, known_kernels: set[str] | None = None) -> Precheck:
+    """Check ``path`` against the released notebook; write the repaired notebook to ``out``."""
+    result = Precheck()
+    raw = Path(path).read_bytes()
+    if not raw.strip():
+        result.ungradable = "the file is empty"
+        return result
+    try:
+        data = json.loads(raw.decode("utf-8", "replace"))
+    except ValueError as exc:
+        result.ungradable = f"the file is not valid JSON ({exc.msg} at line {exc.lineno})"
+        return result
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        result.ungradable = "the file is JSON but not a Jupyter notebook"
+        return result
+    try:
+        nb = nbformat.reads(json.dumps(data), as_version=4)
+    except Exception as exc:  # noqa: BLE001 - any reader failure makes the file ungradable
+        result.ungradable = f"the notebook cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
+        return result
+    if not nb.cells:
+        result.ungradable = "the notebook has no cells"
+        return result
+    for cell in nb.cells:  # a cell without a source or metadata key would trip nbgrader
+        cell.setdefault("metadata", nbformat.NotebookNode())
+        cell.setdefault("source", "")
+        if cell.get("cell_type") == "code":
+            cell.setdefault("outputs", [])
+            cell.setdefault("execution_count", None)
+
+    release_grades = [c for c in release.cells if _grade_id(c)]
+    order = [_nbgrader_id(c) for c in release.cells if _nbgrader_id(c)]
+
+    # duplicates: keep the first
+    seen: set[str] = set()
+    for cell in nb.cells:
+        gid = _nbgrader_id(cell)
+        if gid is None:
+            continue
+        if gid in seen:
+            cell.metadata.pop("nbgrader", None)
+            result.notes.append(f"grade cell {gid} appears more than once: the first copy is graded")
+        else:
+            seen.add(gid)
+
+    # turned into markdown / raw
+    for cell in nb.cells:
+        gid = _grade_id(cell)
+        if gid and cell.cell_type != "code":
+            ref = next((c for c in release_grades if _grade_id(c) == gid), None)
+            if ref is None or ref.cell_type != "code":
+                continue
+            why = f"turned into a {cell.cell_type} cell"
+            cell.cell_type = "code"
+            cell.outputs = []
+            cell.execution_count = None
+            cell.pop("attachments", None)
+            cell.metadata[MISSING_KEY] = {"missing_cell": why}
+            result.missing[gid] = why
+
+    # deleted: put the released cell back after the nbgrader cell that precedes it in the release
+    present = {_nbgrader_id(c) for c in nb.cells if _nbgrader_id(c)}
+    for ref in release_grades:
+        gid = _grade_id(ref)
+        if gid in present:
+            continue
+        cell = copy.deepcopy(ref)
+        cell.outputs = []
+        cell.execution_count = None
+        cell.metadata[MISSING_KEY] = {"missing_cell": "deleted"}
+        ids = {c.get("id") for c in nb.cells}
+        if cell.get("id") in ids:
+            cell["id"] = f"restored-{gid}"[:64]
+        before = order[: order.index(gid)]
+        where = len(nb.cells)
+        for prev in reversed(before):
+            idx = next((i for i, c in enumerate(nb.cells) if _nbgrader_id(c) == prev), None)
+            if idx is not None:
+                where = idx + 1
+                break
+        else:
+            if before == []:
+                where = 0
+        nb.cells.insert(where, cell)
+        present.add(gid)
+        result.missing[gid] = "deleted"
+
+    name = nb.metadata.get("kernelspec", {}).get("name")
+    if known_kernels is not None and name not in known_kernels:
+        result.notes.append(f"the notebook names kernel {name!r}, which the grader does not have: "
+                            "graded with the course's kernel")
+        if "kernelspec" in release.metadata:
+            nb.metadata["kernelspec"] = copy.deepcopy(release.metadata["kernelspec"])
+    for gid, why in result.missing.items():
+        result.notes.append(f"grade cell {gid} was {why}: restored from the assignment, scored 0")
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(out))
+    return result

@@ -1,0 +1,177 @@
+"""Where a student's kernel runs: its kernelspec, its working directory, its uid, and its clean-up.
+
+Worker slot ``k`` runs its kernels as uid ``UID_BASE + k`` when the grader is root, so that the
+process limit applies to that student alone and a clean-up (kill every process of the uid) can
+never reach another worker's kernel. Sandboxes live in a folder under the system temp directory
+that every uid can traverse but not list; each sandbox is owned by its uid, mode 0700, and holds
+only the copy of the notebook being graded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+KERNEL_NAME = "backproplab-grader"
+UID_BASE = 60000
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def slot_uid(slot: int) -> int | None:
+    """The uid of worker ``slot``'s kernels, or None when the grader cannot change uid."""
+    return UID_BASE + slot if is_root() else None
+
+
+def write_kernelspec(kernels_dir: Path, python: str = sys.executable) -> Path:
+    """A kernelspec whose argv goes through :mod:`launcher`; put ``kernels_dir``'s parent on JUPYTER_PATH."""
+    spec_dir = kernels_dir / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [python, "-m", "backproplab_autograder.launcher", "-f", "{connection_file}"],
+        "display_name": "Backprop Lab (grading sandbox)",
+        "language": "python",
+        "interrupt_mode": "signal",
+        "metadata": {"debugger": False},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return spec_dir
+
+
+def _reachable(path: Path) -> bool:
+    """Whether a uid other than the owner can reach ``path`` (every ancestor searchable by others)."""
+    path = Path(os.path.realpath(path))
+    for parent in [*reversed(path.parents)]:
+        if not os.stat(parent).st_mode & 0o001:
+            return False
+    return bool(os.stat(path).st_mode & 0o004)
+
+
+def sandbox_python(root: Path) -> tuple[str | None, dict[str, str]]:
+    """An interpreter the sandbox uid can run, and the environment it needs.
+
+    The grader's own interpreter is used when every uid can reach it. When it lives in a private
+    folder (pyenv under /root, mode 0700), its installation minus site-packages is mirrored by hard
+    links (a copy where links fail) into ``root/python``, and the kernel runs that one with the
+    grader's site-packages added (see :mod:`launcher`). Returns ``(None, {})`` in the first case.
+    """
+    exe = Path(os.path.realpath(sys.executable))
+    base = Path(os.path.realpath(sys.base_prefix))
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    libdir = Path(sysconfig.get_config_var("LIBDIR") or base / "lib")
+    if all(_reachable(p) for p in (exe, stdlib / "os.py")) and (not libdir.exists() or _reachable(libdir)):
+        return None, {}
+    dest = Path(root) / "python"
+    skip = {os.path.realpath(p) for p in site_packages_of_base()}
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip]
+        rel = os.path.relpath(dirpath, base)
+        target = dest / rel
+        target.mkdir(parents=True, exist_ok=True)
+        os.chmod(target, 0o755)
+        for name in filenames:
+            src = os.path.join(dirpath, name)
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), target / name)
+                continue
+            try:
+                os.link(src, target / name)
+            except OSError:
+                shutil.copy2(src, target / name)
+    mirrored = dest / os.path.relpath(exe, base)
+    return str(mirrored), {"LD_LIBRARY_PATH": str(dest / os.path.relpath(libdir, base))}
+
+
+def site_packages_of_base() -> list[str]:
+    base = os.path.realpath(sys.base_prefix)
+    return [p for p in {sysconfig.get_paths(vars={"base": base, "platbase": base})["purelib"],
+                        sysconfig.get_paths(vars={"base": base, "platbase": base})["platlib"]}]
+
+
+def grader_site_packages() -> list[str]:
+    """The site-packages folders the kernel needs (the grader's venv: torch, ipykernel, the course's lib)."""
+    import site
+
+    return [p for p in site.getsitepackages() if os.path.isdir(p)]
+
+
+def make_sandbox_root() -> Path:
+    """A fresh folder for this run's sandboxes: traversable (0711) but not listable by other uids."""
+    root = Path(tempfile.mkdtemp(prefix="bpl-sandbox-"))
+    os.chmod(root, 0o711)
+    return root
+
+
+def prepare_sandbox(root: Path, slot: int, notebook: Path | None, uid: int | None) -> Path:
+    """Empty the slot's sandbox and put a copy of ``notebook`` in it (owned by ``uid``)."""
+    box = Path(root) / f"slot{slot}"
+    if uid is not None:
+        kill_uid(uid)
+    if box.exists():
+        shutil.rmtree(box, ignore_errors=True)
+    box.mkdir(mode=0o700)
+    if notebook is not None and Path(notebook).exists():
+        shutil.copyfile(notebook, box / Path(notebook).name)
+    if uid is not None:
+        for path in [box, *box.rglob("*")]:
+            os.lchown(path, uid, uid)
+    return box
+
+
+def uid_pids(uid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                for line in fh:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            pids.append(int(entry))
+                        break
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def kill_uid(uid: int, rounds: int = 20) -> int:
+    """Kill every process of ``uid``; returns how many were still there at the first look.
+
+    ``kill(-1, SIGKILL)`` sent *as that uid* reaches every process of the uid in one system call
+    (the way to stop a fork bomb: no process can fork in between). A short-lived child drops to
+    the uid to send it; repeated until /proc shows nothing left.
+    """
+    if uid == 0:
+        raise ValueError("refusing to kill root's processes")
+    first = len(uid_pids(uid))
+    setpriv, kill = shutil.which("setpriv"), shutil.which("kill") or "/bin/kill"
+    for _ in range(rounds):
+        if not uid_pids(uid):
+            break
+        if setpriv:  # no fork of this (threaded) process needed
+            subprocess.run([setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", kill, "-9", "-1"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        else:
+            pid = os.fork()
+            if pid == 0:  # child: become the uid, kill all its processes, leave
+                try:
+                    os.setgid(uid)
+                    os.setuid(uid)
+                    os.kill(-1, signal.SIGKILL)
+                except BaseException:
+                    pass
+                os._exit(0)
+            os.waitpid(pid, 0)
+        time.sleep(0.05)
+    return first

@@ -1,0 +1,117 @@
+"""Intake of every input layout, and the command's idempotence and resumability."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from backproplab_autograder import intake, tinycourse
+
+NAMES = {"tiny": "tiny.ipynb"}
+
+
+def _nb_bytes() -> bytes:
+    return nbformat.writes(tinycourse.submission()).encode()
+
+
+def test_nbgrader_layout_is_placed(tmp_path):
+    for s in ("alice", "bob"):
+        tinycourse.write_student(tmp_path / "in" / "submitted", s, tinycourse.submission())
+    got = intake.normalise(tmp_path / "in", tmp_path / "dest", tmp_path / "work", NAMES)
+    assert sorted(got.placed) == [("alice", "tiny"), ("bob", "tiny")]
+    assert not got.problems
+    src = tmp_path / "in" / "submitted" / "alice" / "tiny" / "tiny.ipynb"
+    assert (tmp_path / "dest" / "alice" / "tiny" / "tiny.ipynb").read_bytes() == src.read_bytes()
+
+
+def test_folder_of_student_zips_and_one_zip_are_placed(tmp_path):
+    zips = tmp_path / "zips"
+    zips.mkdir()
+    with zipfile.ZipFile(zips / "carol.zip", "w") as zf:
+        zf.writestr("tiny/tiny.ipynb", _nb_bytes())
+        zf.writestr("tiny/.ipynb_checkpoints/tiny-checkpoint.ipynb", _nb_bytes())
+    with zipfile.ZipFile(zips / "dave.zip", "w") as zf:
+        zf.writestr("tiny.ipynb", _nb_bytes())          # notebook at the root of the zip
+        zf.writestr("notes.txt", "hello")               # an extra file
+    with zipfile.ZipFile(zips / "eve.zip", "w") as zf:
+        zf.writestr("tiny/tiny (1).ipynb", _nb_bytes())  # renamed by a browser download
+        zf.writestr("../evil.ipynb", _nb_bytes())       # zip slip
+    got = intake.normalise(zips, tmp_path / "dest", tmp_path / "work", NAMES)
+    assert sorted(got.placed) == [("carol", "tiny"), ("dave", "tiny"), ("eve", "tiny")]
+    text = "\n".join(got.problems)
+    assert "notes.txt" in text and "unsafe path" in text
+    assert any("tiny (1).ipynb" in n for n in got.notes)
+    assert not (tmp_path / "evil.ipynb").exists()
+    one = tmp_path / "class.zip"
+    with zipfile.ZipFile(one, "w") as zf:
+        for z in sorted(zips.glob("*.zip")):
+            zf.write(z, f"class/{z.name}")
+    again = intake.normalise(one, tmp_path / "dest2", tmp_path / "work2", NAMES)
+    assert sorted(again.placed) == sorted(got.placed)
+
+
+def test_unplaceable_files_are_reported(tmp_path):
+    root = tmp_path / "in"
+    tinycourse.write_student(root, "frank", tinycourse.submission())
+    (root / "frank" / "lab9").mkdir()
+    (root / "frank" / "lab9" / "x.ipynb").write_text("{}")
+    (root / "stray.ipynb").write_text("{}")
+    (root / "bad id!").mkdir()
+    (root / "gina" / "tiny").mkdir(parents=True)
+    (root / "gina" / "tiny" / "a.ipynb").write_bytes(_nb_bytes())
+    (root / "gina" / "tiny" / "b.ipynb").write_bytes(_nb_bytes())
+    got = intake.normalise(root, tmp_path / "dest", tmp_path / "work", NAMES)
+    assert sorted(got.placed) == [("frank", "tiny")]
+    text = "\n".join(got.problems)
+    for needle in ("lab9", "stray.ipynb", "bad id!", "a.ipynb", "b.ipynb"):
+        assert needle in text, needle
+    assert "Not placed" in got.report_markdown()
+
+
+def _cli(args, **kw):
+    exe = Path(sys.executable).parent / "backproplab-grade"
+    return subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **kw)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_a_rerun_changes_nothing(tmp_path):
+    source = tinycourse.build(tmp_path)
+    subs = tmp_path / "subs"
+    tinycourse.write_student(subs, "s1", tinycourse.submission())
+    tinycourse.write_student(subs, "s2", tinycourse.submission({"cube": "def cube(x):\n    return x * x\n"}))
+    tinycourse.write_student(subs, "s3", tinycourse.submission({"halve": "def halve(x):\n    return x // 2\n"}))
+    out = tmp_path / "out"
+    args = [str(subs), "--out", str(out), "--source", str(source), "--jobs", "1", "--cell-timeout", "10",
+            "--no-progress"]
+    proc = _cli(args)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "results").glob("*/*.json")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)        # kill the grader and its workers mid-run
+    proc.wait()
+    finished_before = len(list((out / "results").glob("*/*.json")))
+    assert 1 <= finished_before < 3
+
+    second = _cli(args)
+    text, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, text
+    assert f"({finished_before} already done)" in text
+    with open(out / "grades.csv") as fh:
+        scores = {r["student_id"]: (r["score"], r["max_score"]) for r in csv.DictReader(fh)}
+    assert scores == {"s1": ("4", "4"), "s2": ("3", "4"), "s3": ("3", "4")}
+    first_csvs = [(out / n).read_bytes() for n in ("grades.csv", "grades_detailed.csv")]
+
+    third = _cli(args)
+    text, _ = third.communicate(timeout=600)
+    assert third.returncode == 0 and "(3 already done)" in text, text
+    assert [(out / n).read_bytes() for n in ("grades.csv", "grades_detailed.csv")] == first_csvs
+    assert not list(out.rglob(".*.tmp"))
