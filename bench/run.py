@@ -100,7 +100,6 @@ def bench_notebooks(n: int) -> None:
 # --- grading -----------------------------------------------------------------------------------
 
 def bench_grading(n: int) -> None:
-    demo = REPO / "autograder" / "demo"
     try:
         from backproplab_autograder import demo as demo_mod
     except Exception as exc:  # the demo class is part of the class-grading work
@@ -112,9 +111,7 @@ def bench_grading(n: int) -> None:
     print("Grading the demo class (seconds per notebook)")
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp) / "submissions"
-        demo_mod.build_submissions(subs)
-        notebooks = sorted(subs.rglob("*.ipynb"))
-        count = len(notebooks)
+        count = demo_mod.build_submissions(subs)
         exe = Path(sys.executable).parent / "backproplab-grade"
         per_jobs = {}
         for jobs in (1, 2):
@@ -134,7 +131,6 @@ def bench_grading(n: int) -> None:
         plain = statistics.median(times)
         for jobs, t in per_jobs.items():
             record("grading", f"ratio plain / backproplab-grade --jobs {jobs}", [plain / t], "x")
-    _ = demo
 
 
 def _tool_env() -> dict:
@@ -192,36 +188,23 @@ def bench_widgets(n: int) -> None:
     try:
         from backproplab.widgets import gd
 
-        ns = solution_namespace("lab2_gradient_descent", ["gradient_descent"])
-        for name, factory in (("lab 2 explorer 1-D", gd.explorer_1d), ("lab 2 explorer 2-D", gd.explorer_2d)):
-            explorer = factory(ns["gradient_descent"])
-            slider = _find_step_slider(explorer)
+        ns = solution_namespace("lab2_gradient_descent", ["gradient_descent", "local_quadratic_model"])
+        explorers = (("lab 2 explorer 1-D (with local models)",
+                      lambda: gd.explorer_1d(ns["gradient_descent"], ns["local_quadratic_model"])),
+                     ("lab 2 explorer 2-D", lambda: gd.explorer_2d(ns["gradient_descent"])))
+        for name, factory in explorers:
+            explorer = factory()
+            slider = explorer.controls["eta"]
             values = [slider.min + (slider.max - slider.min) * k / 20 for k in range(1, 20)]
             samples = []
             for _ in range(n):
                 for v in values:
-                    start = time.perf_counter()
                     slider.value = v
-                    samples.append(time.perf_counter() - start)
+                    samples.append(explorer.last_update_seconds)
             record("widgets", name, [1000 * s for s in samples], "ms")
     except Exception as exc:
         record("widgets", "lab 2 explorers", None, note=f"unavailable ({type(exc).__name__}: {exc})")
     _ = torch
-
-
-def _find_step_slider(explorer):
-    import ipywidgets as w
-
-    for attr in ("eta_slider", "eta", "step_slider", "step_size"):
-        obj = getattr(explorer, attr, None)
-        if isinstance(obj, w.widgets.widget_float._Float) or isinstance(obj, w.ValueWidget):
-            return obj
-    for value in vars(explorer).values():
-        if isinstance(value, w.ValueWidget) and "eta" in (getattr(value, "description", "") or "").lower() + "η":
-            desc = getattr(value, "description", "") or ""
-            if "η" in desc or "eta" in desc.lower() or "step" in desc.lower():
-                return value
-    raise LookupError("no step-size slider found on the explorer")
 
 
 # --- lab 4 engine against micrograd ----------------------------------------------------------

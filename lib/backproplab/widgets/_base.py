@@ -12,7 +12,7 @@ import io
 import time
 from collections.abc import Callable
 
-__all__ = ["FigureView", "student_function_status", "NotDoneMessage"]
+__all__ = ["BlitView", "FigureView", "student_function_status", "NotDoneMessage"]
 
 
 class FigureView:
@@ -53,3 +53,51 @@ def student_function_status(fn: Callable | None, name: str, probe: Callable[[Cal
     except Exception as exc:  # the student's code crashed on a tiny input: say so, do not show a traceback
         return f"`{name}` raised {type(exc).__name__}: {exc}. Fix it above, then run this cell again."
     return None
+
+
+class BlitView(FigureView):
+    """A ``FigureView`` that redraws only the artists that change.
+
+    The axes, ticks and labels are drawn once into a background buffer; each ``render()`` restores
+    it, draws the ``dynamic`` artists on top and encodes the PNG. ``invalidate()`` asks for a full
+    redraw (after axis limits change). Same interface as ``FigureView``.
+    """
+
+    def __init__(self, fig, dynamic, dpi: int = 80):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        super().__init__(fig, dpi=dpi)
+        fig.set_dpi(dpi)
+        self.canvas = FigureCanvasAgg(fig)
+        self.dynamic = list(dynamic)
+        for artist in self.dynamic:
+            artist.set_animated(True)
+            artist.set_in_layout(False)  # changing texts must not move the axes
+        self._background = None
+        self.full_redraws = 0
+
+    def invalidate(self) -> None:
+        self._background = None
+
+    def render(self) -> bytes:
+        import numpy as np
+        from PIL import Image
+
+        start = time.perf_counter()
+        if self._background is None:
+            self.canvas.draw()  # everything but the animated artists
+            self._background = self.canvas.copy_from_bbox(self.fig.bbox)
+            self.full_redraws += 1
+        else:
+            self.canvas.restore_region(self._background)
+        renderer = self.canvas.get_renderer()
+        for artist in self.dynamic:
+            if artist.get_visible():
+                artist.draw(renderer)
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(self.canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
+        png = buf.getvalue()
+        self.image.value = png
+        self.last_render_seconds = time.perf_counter() - start
+        self.render_count += 1
+        return png

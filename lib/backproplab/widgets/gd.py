@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .. import gd_figures
-from ._base import FigureView, student_function_status
+from ._base import BlitView, student_function_status
 
 __all__ = ["Explorer1D", "Explorer2D", "explorer_1d", "explorer_2d"]
 
@@ -56,55 +56,6 @@ def _run_descent(fn, grad_fn, w0: torch.Tensor, eta: float, nb_steps: int) -> tu
     return path, None
 
 
-class _BlitView(FigureView):
-    """A ``FigureView`` that redraws only the artists that change.
-
-    The axes, ticks and labels are drawn once into a background buffer; each ``render()`` restores
-    it, draws the ``dynamic`` artists on top and encodes the PNG. ``invalidate()`` asks for a full
-    redraw (after axis limits change). Same interface as ``FigureView``.
-    """
-
-    def __init__(self, fig, dynamic, dpi: int = 80):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        super().__init__(fig, dpi=dpi)
-        fig.set_dpi(dpi)
-        self.canvas = FigureCanvasAgg(fig)
-        self.dynamic = list(dynamic)
-        for artist in self.dynamic:
-            artist.set_animated(True)
-            artist.set_in_layout(False)  # changing texts must not move the axes
-        self._background = None
-        self.full_redraws = 0
-
-    def invalidate(self) -> None:
-        self._background = None
-
-    def render(self) -> bytes:
-        import io
-
-        from PIL import Image
-
-        start = time.perf_counter()
-        if self._background is None:
-            self.canvas.draw()  # everything but the animated artists
-            self._background = self.canvas.copy_from_bbox(self.fig.bbox)
-            self.full_redraws += 1
-        else:
-            self.canvas.restore_region(self._background)
-        renderer = self.canvas.get_renderer()
-        for artist in self.dynamic:
-            if artist.get_visible():
-                artist.draw(renderer)
-        buf = io.BytesIO()
-        Image.fromarray(np.asarray(self.canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
-        png = buf.getvalue()
-        self.image.value = png
-        self.last_render_seconds = time.perf_counter() - start
-        self.render_count += 1
-        return png
-
-
 class _Explorer:
     """What both explorers share: controls, a kept figure, a status line, timing."""
 
@@ -113,7 +64,7 @@ class _Explorer:
 
         self.fig = fig
         self.controls = controls
-        self.view = _BlitView(fig, dynamic, dpi=dpi)
+        self.view = BlitView(fig, dynamic, dpi=dpi)
         self.status = w.HTML()
         self.message: str | None = None
         self.update_seconds: list[float] = []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._base import FigureView, student_function_status
+from ._base import BlitView, student_function_status
 
 __all__ = ["Visit", "perceptron_trace", "PerceptronStepper", "perceptron_stepper"]
 
@@ -105,7 +105,7 @@ class PerceptronStepper:
                                       arrowprops=dict(arrowstyle="->", color="black"))
         self.title = self.ax.set_title("", fontsize=9)
         self.ax.legend(loc="lower left", fontsize=8)
-        self.view = FigureView(self.fig)
+        self.view = BlitView(self.fig, [self.line, self.marker, self.arrow, self.title], dpi=80)
 
         n = len(self.updates)
         self.slider = w.IntSlider(value=0, min=0, max=max(n, 0), description="update", continuous_update=True)
