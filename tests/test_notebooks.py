@@ -1,5 +1,6 @@
-"""Every lab, end to end: the solution runs clean, the release is in sync and leaks nothing,
-and the untouched release fails exactly its grade cells."""
+"""Every lab's release is in sync with nbgrader and leaks nothing; notebooks carry no outputs.
+(That the solution runs clean and the untouched release fails exactly its grade cells is checked on
+nbgrader's own executed copies, in test_nbgrader_round.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import nbformat
 import pytest
 from backproplab_autograder.course import ASSIGNMENTS, RELEASE, SOLUTIONS, available_assignments
 from backproplab_autograder.release import comparable, generate
-from nbrun import execute
 
 REPO = Path(__file__).resolve().parents[1]
 LABS = available_assignments()
@@ -25,24 +25,6 @@ def _solution_path(aid: str) -> Path:
 
 def _release_path(aid: str) -> Path:
     return RELEASE / aid / ASSIGNMENTS[aid]
-
-
-@pytest.mark.parametrize("aid", LABS)
-def test_solution_notebook_runs_with_every_grade_cell_passing(aid):
-    run = execute(_solution_path(aid))
-    assert not run.errors, "cells raised in the solution notebook:\n" + "\n".join(map(str, run.errors))
-    assert run.grade_ids(), "the notebook has no grade cells"
-    print(f"{aid}: executed in {run.seconds:.1f} s")
-
-
-@pytest.mark.parametrize("aid", LABS)
-def test_release_fails_only_its_grade_cells(aid):
-    run = execute(_release_path(aid))
-    failing_grades = {e.grade_id for e in run.errors if e.is_grade}
-    others = [e for e in run.errors if not e.is_grade]
-    assert not others, "cells other than grade cells raised on the untouched release:\n" + "\n".join(map(str, others))
-    passing = sorted(set(run.grade_ids()) - failing_grades)
-    assert not passing, f"grade cells that pass on the untouched stubs (they test nothing): {passing}"
 
 
 @pytest.mark.parametrize("aid", LABS)
