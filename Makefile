@@ -32,14 +32,14 @@ lab: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab $(LAB_FLAGS) lab1_perceptron/perceptron.ipynb
 
 test: $(STAMP)
-	$(BIN)/ruff check lib tests autograder tools
+	$(BIN)/ruff check lib tests autograder tools bench
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(JOBS) -m "not slow and not browser"
 
 lint: $(STAMP)
-	$(BIN)/ruff check lib tests autograder tools
+	$(BIN)/ruff check lib tests autograder tools bench
 
 release: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m backproplab_autograder.release
