@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=d.processes, help="processes+threads per sandbox uid")
     p.add_argument("--output-bytes", type=int, default=d.output_bytes, help="output kept per cell (bytes)")
     p.add_argument("--file-mib", type=int, default=d.file_mib, help="largest file a kernel may write (MiB)")
+    p.add_argument("--unsafe", action="store_true",
+                   help="MEASUREMENT ONLY: grade the submitted notebook as is, without the static scan, the "
+                        "uid drop and the namespaces (to time what the protections cost); never for real grades")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
     return p
@@ -49,7 +52,8 @@ def settings_from_args(args) -> grading.Settings:
                     memory_mib=args.memory_mib, processes=args.processes, output_bytes=args.output_bytes,
                     file_mib=args.file_mib)
     return grading.Settings(out=args.out.resolve(), limits=limits, jobs=max(1, args.jobs), db_url=args.db_url,
-                            source_dir=args.source.resolve(), progress=not args.no_progress and not args.quiet)
+                            source_dir=args.source.resolve(), progress=not args.no_progress and not args.quiet,
+                            unsafe=args.unsafe)
 
 
 def grade_class(submissions: Path, settings: grading.Settings, assignments: list[str] | None = None,
@@ -69,6 +73,8 @@ def grade_class(submissions: Path, settings: grading.Settings, assignments: list
     for problem in placed.problems:
         echo(f"intake: {problem}")
     course = grading.setup_course(settings, assignments)
+    settings.hide = [*settings.hide, Path(submissions).resolve() if Path(submissions).is_dir()
+                     else Path(submissions).resolve().parent]
     jobs = grading.collect_jobs(out / "work" / "submitted", assignments, placed.placed)
     grader = grading.Grader(settings)
     done = grader.run(jobs, course)

@@ -41,7 +41,7 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 from . import sandbox
-from .launcher import DIR_VAR, UID_VAR
+from .launcher import DIR_VAR, NETNS_VAR, UID_VAR
 from .limits import Limits
 
 RECORDS_VAR = "BACKPROPLAB_RECORDS_DIR"
@@ -124,6 +124,15 @@ class SandboxedExecute(Execute):
         self.sandbox_root = Path(root) if root else sandbox.make_sandbox_root()
         self.records_dir = os.environ.get(RECORDS_VAR)
         self.submitted_dir = os.environ.get(SUBMITTED_VAR)
+        # a kernel in its own network namespace cannot reach our TCP loopback: talk over Unix sockets
+        self.ipc = os.environ.get(NETNS_VAR) == "1" and sandbox.is_root()
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if getattr(self, "ipc", False):
+            km.transport = "ipc"
+            km.ip = str(self.box / "kernel-ipc")
+        return km
 
     # -- the notebook loop -----------------------------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
@@ -180,6 +189,11 @@ class SandboxedExecute(Execute):
 
     def _run_cell(self, cell: NotebookNode, resources, index: int) -> None:
         if cell.cell_type != "code" or not cell.source.strip():
+            return
+        flagged = cell.metadata.get(MISSING_KEY, {}).get("policy")
+        if flagged:
+            cell.outputs = [error_output("PolicyViolation", flagged)]
+            self._record(index, cell, "policy", flagged)
             return
         missing = cell.metadata.get(MISSING_KEY, {}).get("missing_cell")
         if missing:
@@ -348,13 +362,72 @@ class SandboxedExecute(Execute):
         return False
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CELL_LINE = re.compile(r"Cell In\[\d+\], line (\d+)")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w])", re.I)
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+
+
+def hidden_lines(source: str) -> set[int]:
+    """Line numbers (from 1) of a grade cell's hidden-tests regions, markers included."""
+    lines, inside = set(), False
+    for number, line in enumerate(source.splitlines(), start=1):
+        if HIDDEN_BEGIN in line:
+            inside = True
+        if inside:
+            lines.add(number)
+        if HIDDEN_END in line:
+            inside = False
+    return lines
+
+
+def redact(message: str) -> str:
+    """The first line of a failure message with the numbers after each 'expected' replaced by '…'."""
+    first = next((ln.strip() for ln in _ANSI.sub("", message).splitlines() if ln.strip()), "")
+    parts = re.split(r"(?i)(?=expected)", first)
+    return parts[0] + "".join(_NUMBER.sub("…", p) for p in parts[1:])
+
+
+def failing_line(traceback: list[str]) -> int | None:
+    """The line of the grade cell itself (the outermost frame) that raised, from an IPython traceback."""
+    m = _CELL_LINE.search(_ANSI.sub("", "\n".join(traceback or [])))
+    return int(m.group(1)) if m else None
+
+
 class FeedbackScrub(NbGraderPreprocessor):
-    """Feedback shows what failed, never the hidden tests: grade-cell tracebacks become their message."""
+    """Feedback shows what failed, never the hidden tests or the values they expect.
+
+    Runs in ``GenerateFeedback`` before ``ClearHiddenTests`` (the hidden regions are still in the
+    source, so the failing line can be placed). In every grade cell: the traceback becomes its
+    message (IPython quotes the source lines around the failing one); a failure raised on a line of
+    a hidden-tests region (or on a line that cannot be placed, when the cell has hidden tests) is
+    shown as "a hidden check failed: <first line, numbers after 'expected' replaced by …>"; and the
+    printed output of a cell with hidden tests is removed (a student's function can print the
+    hidden inputs it is called with). The instructor's grades_detailed.csv keeps full messages.
+    """
 
     def preprocess_cell(self, cell, resources, index):
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade"):
+            hidden = hidden_lines(cell.source)
+            kept = []
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error":
-                    out["traceback"] = [f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"]
+                    ename, evalue = out.get("ename", "Error"), out.get("evalue", "")
+                    line = failing_line(out.get("traceback", []))
+                    if hidden and (line is None or line in hidden) and ename not in (
+                            "PolicyViolation", "MissingGradeCell", "Timeout", "NotebookTimeout", "KernelDied",
+                            "OutputLimitExceeded", "ProcessLimit"):
+                        evalue = "a hidden check failed: " + redact(evalue)
+                        out["evalue"] = evalue
+                    out["traceback"] = [f"{ename}: {evalue}"]
+                    kept.append(out)
+                elif hidden:
+                    if not any(o.get("output_type") == "stream" and "hidden checks" in o.get("text", "")
+                               for o in kept):
+                        kept.append(NotebookNode(output_type="stream", name="stdout",
+                                                 text="(output of this test cell not shown: it runs hidden checks)\n"))
+                else:
+                    kept.append(out)
+            cell.outputs = kept
         return cell, resources

@@ -37,14 +37,14 @@ from pathlib import Path
 import nbformat
 
 from . import intake as intake_mod
-from . import precheck, results, sandbox
+from . import policy, precheck, results, sandbox
 from .course import ASSIGNMENTS, SOLUTIONS, tool_env
 from .execute import RECORDS_VAR, SANDBOX_ROOT_VAR, SLOT_VAR, SUBMITTED_VAR
-from .launcher import PYTHON_VAR, UID_VAR
+from .launcher import HIDE_VAR, NETNS_VAR, PYTHON_VAR, UID_VAR
 from .limits import ENV_VAR as LIMITS_VAR
 from .limits import Limits
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
 COURSE_ID = "backprop-lab"
 LOCK_MARKERS = ("database is locked", "could not serialize access", "deadlock detected")
 
@@ -75,11 +75,12 @@ c.Autograde.autograde_preprocessors = [
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 
-# Feedback: nbgrader's, plus the hidden tests removed and grade-cell tracebacks cut to their message.
+# Feedback: nbgrader's, plus grade-cell tracebacks cut to their message (failures in hidden tests redacted)
+# and the hidden tests removed.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "nbgrader.preprocessors.ClearHiddenTests",
     "backproplab_autograder.execute.FeedbackScrub",
+    "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 """
@@ -95,6 +96,7 @@ class Course:
     release: dict[str, nbformat.NotebookNode]
     jupyter_path: Path
     notebooks: dict[str, str]     # assignment -> notebook file name
+    protected: dict[str, set[str]] = field(default_factory=dict)  # builtins the grade cells read
 
 
 @dataclass
@@ -119,6 +121,12 @@ class Settings:
     job_timeout: float | None = None   # wall limit for one job's nbgrader call (default from limits)
     sandbox_root: Path | None = None
     sandbox_python: str = ""           # json for the launcher when the kernel needs a mirrored interpreter
+    scan: bool = True                  # static policy + tampering scan of the solution cells
+    unsafe: bool = False               # MEASUREMENT ONLY: no reconstruction, no scan, no uid drop, no netns
+    hide: list[Path] = field(default_factory=list)  # folders the kernel must not see (mount namespace)
+
+    def mode(self) -> str:
+        return "unsafe" if self.unsafe else ("safe" if self.scan else "safe-noscan")
 
 
 def _sha(*parts: bytes) -> str:
@@ -169,6 +177,9 @@ def setup_course(settings: Settings, assignments: list[str]) -> Course:
     root = settings.out / "course"
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)
+    for private in ("work", "results", "feedback"):  # other students' files: out of the sandbox uid's reach
+        (settings.out / private).mkdir(exist_ok=True)
+        os.chmod(settings.out / private, 0o700)
     db_url = settings.db_url or f"sqlite:///{root / 'gradebook.db'}"
     token_file = root / "course-token"
     if not token_file.exists():
@@ -200,8 +211,13 @@ def setup_course(settings: Settings, assignments: list[str]) -> Course:
             stamp.write_text(digest)
         source_hash[aid] = digest
         release[aid] = nbformat.read(str(root / "release" / aid / nb_name), as_version=4)
+    protected = {}
+    for aid in assignments:
+        src_nb = nbformat.read(str(root / "source" / aid / names[aid]), as_version=4)
+        protected[aid] = policy.protected_names([c.source for c in src_nb.cells if c.get("cell_type") == "code"
+                                                 and c.metadata.get("nbgrader", {}).get("grade")])
     return Course(root, db_url, assignments, token_file.read_text().strip(), source_hash, release, jupyter_path,
-                  names)
+                  names, protected)
 
 
 def grading_env(jupyter_path: Path) -> dict[str, str]:
@@ -223,9 +239,9 @@ def _with_lock_retry(call, tries: int = 6):
     return proc
 
 
-def job_hash(job: Job, course: Course, limits: Limits) -> str:
+def job_hash(job: Job, course: Course, limits: Limits, mode: str = "safe") -> str:
     return _sha(job.notebook.read_bytes(), course.source_hash[job.assignment].encode(),
-                limits.to_json().encode(), GRADER_VERSION.encode())
+                limits.to_json().encode(), GRADER_VERSION.encode(), mode.encode())
 
 
 def result_path(out: Path, job: Job) -> Path:
@@ -275,10 +291,15 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
               "course_token": course.token, "notes": [], "grader_error": None}
 
     check = precheck.check(job.notebook, course.release[job.assignment], submitted / nb_name,
-                           known_kernels={"python3", sandbox.KERNEL_NAME})
+                           known_kernels={"python3", sandbox.KERNEL_NAME}, reconstruct=not settings.unsafe,
+                           scan=settings.scan and not settings.unsafe, assignment=job.assignment,
+                           protected=course.protected.get(job.assignment, set()))
     result["notes"] += check.notes
+    result["mode"] = settings.mode()
+    result["policy"] = [{"exercise": f.exercise, "rule": f.rule, "line": f.line, "message": f.message()}
+                        for f in check.findings]
     env = grading_env(course.jupyter_path)
-    uid = sandbox.slot_uid(slot)
+    uid = None if settings.unsafe else sandbox.slot_uid(slot)
     env.update({
         LIMITS_VAR: limits.to_json(),
         SLOT_VAR: str(slot),
@@ -288,6 +309,10 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     })
     if uid is not None:
         env[UID_VAR] = str(uid)
+    if not settings.unsafe:
+        env[NETNS_VAR] = "1"
+        env[HIDE_VAR] = json.dumps(sorted({str(Path(p).resolve()) for p in
+                                           [out, settings.source_dir, SOLUTIONS, *settings.hide]}))
     if settings.sandbox_python:
         env[PYTHON_VAR] = settings.sandbox_python
     timeout = settings.job_timeout or (limits.notebook_timeout + 4 * limits.kernel_startup + 180)
@@ -346,7 +371,7 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     result["score"] = float(sum(c["score"] for c in cells))
     result["max_score"] = float(sum(c["max_score"] for c in cells))
     result["seconds"] = round(time.perf_counter() - started, 3)
-    result["hash"] = job_hash(job, course, limits)
+    result["hash"] = job_hash(job, course, limits, settings.mode())
     results.write_json_atomic(result_path(out, job), result)
     return result
 
@@ -413,12 +438,14 @@ class Grader:
     def run(self, jobs: list[Job], course: Course, on_done=None) -> list[dict]:
         settings = self.settings
         settings.sandbox_root = sandbox.make_sandbox_root()
-        python, python_env = sandbox.sandbox_python(settings.sandbox_root) if sandbox.is_root() else (None, {})
+        python, python_env = (sandbox.sandbox_python(settings.sandbox_root)
+                              if sandbox.is_root() and not settings.unsafe else (None, {}))
         settings.sandbox_python = json.dumps({"python": python, "env": python_env,
                                               "site": sandbox.grader_site_packages()}) if python else ""
         todo, done = [], []
         for job in jobs:
-            finished = load_finished(settings.out, job, course, job_hash(job, course, settings.limits))
+            finished = load_finished(settings.out, job, course, job_hash(job, course, settings.limits,
+                                                                          settings.mode()))
             if finished is not None:
                 done.append(finished)
             else:

@@ -25,6 +25,49 @@ from .limits import MIB, Limits
 UID_VAR = "BACKPROPLAB_SANDBOX_UID"
 DIR_VAR = "BACKPROPLAB_SANDBOX_DIR"
 PYTHON_VAR = "BACKPROPLAB_SANDBOX_PYTHON"      # json: {"python": path, "env": {...}, "site": [...]}
+NETNS_VAR = "BACKPROPLAB_SANDBOX_NETNS"        # "1": run the kernel in a new, empty network namespace
+HIDE_VAR = "BACKPROPLAB_SANDBOX_HIDE"          # json list of folders the kernel must not see at all
+CLONE_NEWNET, CLONE_NEWNS = 0x40000000, 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 0x4000, 0x40000
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    return ctypes, ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def hide_folders(paths: list[str], keep: list[str]) -> list[str]:
+    """In a new mount namespace, cover each folder with an empty read-only tmpfs (the grading folder,
+    the submissions, the source notebooks). A folder holding something the kernel needs (``keep``:
+    its own sandbox, its interpreter) is skipped. Needs root. Returns the folders hidden."""
+    ctypes, libc = _libc()
+    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount namespace: " + os.strerror(ctypes.get_errno()))
+    hidden = []
+    for path in paths:
+        path = os.path.realpath(path)
+        if not os.path.isdir(path) or path == "/":
+            continue
+        if any(os.path.commonpath([path, os.path.realpath(k)]) == path for k in keep):
+            continue
+        if libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      b"size=4k,mode=0555") == 0:
+            hidden.append(path)
+    return hidden
+
+
+def new_network_namespace() -> str | None:
+    """unshare(CLONE_NEWNET): from now on this process sees only a loopback that is down (no network
+    at all, not even the grader's localhost). Needs root (CAP_SYS_ADMIN). Returns an error or None."""
+    try:
+        ctypes, libc = _libc()
+        if libc.unshare(CLONE_NEWNET) != 0:
+            return os.strerror(ctypes.get_errno())
+    except (OSError, AttributeError) as exc:
+        return str(exc)
+    return None
 
 # Run by a mirrored interpreter: add the grader's site-packages (with their .pth files), then start
 # the kernel exactly as ``python -m ipykernel_launcher`` would.
@@ -88,6 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
         "PYTHONDONTWRITEBYTECODE": "1",
     })
+    isolation = []
+    if os.environ.get(NETNS_VAR) == "1" and os.geteuid() == 0:
+        error = new_network_namespace()
+        isolation.append("network: new namespace" if error is None else f"network: FAILED {error}")
+    hide = json.loads(os.environ.get(HIDE_VAR) or "[]")
+    if hide and os.geteuid() == 0:
+        mirror_exe = json.loads(os.environ.get(PYTHON_VAR) or "{}").get("python") or sys.executable
+        try:
+            done = hide_folders(hide, keep=[sandbox, sys.prefix, os.path.dirname(mirror_exe)])
+            isolation.append("hidden: " + " ".join(done))
+        except OSError as exc:
+            isolation.append(f"hidden: FAILED {exc}")
+    if isolation:  # for the grader's tests and the instructor: what this kernel could not do
+        with open(os.path.join(sandbox, ".isolation"), "w") as fh:
+            fh.write("\n".join(isolation) + "\n")
     apply_limits(limits, drop)
     os.chdir(sandbox)
     if drop:

@@ -9,6 +9,19 @@
   still run; they are not graded), as nbgrader's ``DeduplicateIds`` would do with the last.
 * A kernel name the grader does not know: replaced by the release's kernelspec (the grader runs
   its own sandbox kernel anyway); noted.
+
+Then (unless ``reconstruct=False``, the measurement-only ``--unsafe`` mode) the notebook nbgrader
+grades is **rebuilt from the release**: the release's import block (its first code cell), its
+nbgrader cells in the release's order and with the release's metadata, and, from the submission,
+only the *source* of each solution cell, matched by grade id (a missing one: the release's stub).
+Every lesson cell, markdown cell and cell the student added is dropped: grade cells depend only on
+the import block and the solution cells (shared/CONTRACT.md rule 6, proven by tests/gradecells.py),
+so nothing a grade cell needs is lost, and code placed anywhere else never runs.
+
+Last, the solution cells are scanned (:mod:`policy`, nothing runs): an exercise that uses autograd
+or torch.optim where it is forbidden, or any solution cell with a tampering construct, is replaced
+by the release's stub (the student's code kept below it as comments, with the finding), and the
+exercise's grade cells are flagged ``policy``: the executor does not run them and they score 0.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import policy as policy_mod
 from .execute import MISSING_KEY
 
 
@@ -28,6 +42,8 @@ class Precheck:
     ungradable: str | None = None                         # why, when the notebook cannot be graded
     missing: dict[str, str] = field(default_factory=dict)  # grade_id -> "deleted" / "turned into markdown"
     notes: list[str] = field(default_factory=list)
+    policy: dict[str, str] = field(default_factory=dict)   # grade cell id -> policy message
+    findings: list = field(default_factory=list)           # policy.Finding / policy.TamperFinding
 
 
 def _grade_id(cell) -> str | None:
@@ -39,8 +55,10 @@ def _nbgrader_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def check(path: Path, release: nbformat.NotebookNode, out: Path, known_kernels: set[str] | None = None) -> Precheck:
-    """Check ``path`` against the released notebook; write the repaired notebook to ``out``."""
+def check(path: Path, release: nbformat.NotebookNode, out: Path, known_kernels: set[str] | None = None,
+          *, reconstruct: bool = True, scan: bool = True, assignment: str = "",
+          protected: set[str] | None = None) -> Precheck:
+    """Check ``path`` against the released notebook; write the notebook nbgrader grades to ``out``."""
     result = Precheck()
     raw = Path(path).read_bytes()
     if not raw.strip():
@@ -134,6 +152,10 @@ def check(path: Path, release: nbformat.NotebookNode, out: Path, known_kernels: 
             nb.metadata["kernelspec"] = copy.deepcopy(release.metadata["kernelspec"])
     for gid, why in result.missing.items():
         result.notes.append(f"grade cell {gid} was {why}: restored from the assignment, scored 0")
+    if reconstruct:
+        nb = rebuild(nb, release, result)
+        if scan:
+            apply_policy(nb, assignment, protected or set(), result)
     for cell in nb.cells:
         if cell.get("cell_type") == "code":
             cell.outputs = []
@@ -141,3 +163,72 @@ def check(path: Path, release: nbformat.NotebookNode, out: Path, known_kernels: 
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(out))
     return result
+
+
+def rebuild(nb: nbformat.NotebookNode, release: nbformat.NotebookNode, result: Precheck) -> nbformat.NotebookNode:
+    """The notebook nbgrader grades: the release's import block and nbgrader cells, the student's
+    solution-cell sources (see the module docstring)."""
+    submitted = {}
+    for cell in nb.cells:
+        gid = _nbgrader_id(cell)
+        if gid is not None and gid not in submitted:
+            submitted[gid] = cell
+    code = [c for c in release.cells if c.get("cell_type") == "code"]
+    first = code[0] if code else None
+    cells = []
+    for ref in release.cells:
+        meta = ref.get("metadata", {}).get("nbgrader", {})
+        if ref is not first and (ref.get("cell_type") != "code" or not meta):
+            continue  # lesson and markdown cells are not graded and not run
+        cell = copy.deepcopy(ref)
+        gid = meta.get("grade_id")
+        sub = submitted.get(gid) if gid else None
+        if meta.get("solution"):
+            if sub is not None and sub.get("cell_type") == "code":
+                cell.source = sub.get("source", "")
+            else:
+                why = "missing" if sub is None else f"a {sub.get('cell_type')} cell"
+                result.notes.append(f"solution cell {gid} is {why}: graded as the assignment's empty exercise")
+        elif sub is not None and sub.get("metadata", {}).get(MISSING_KEY, {}).get("missing_cell"):
+            cell.metadata[MISSING_KEY] = {"missing_cell": sub.metadata[MISSING_KEY]["missing_cell"]}
+        cells.append(cell)
+    out = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(release.metadata))
+    out.nbformat, out.nbformat_minor = release.get("nbformat", 4), release.get("nbformat_minor", 5)
+    return out
+
+
+def _commented(source: str) -> str:
+    return "\n".join("# " + line if line.strip() else "#" for line in source.splitlines())
+
+
+def apply_policy(nb: nbformat.NotebookNode, assignment: str, protected: set[str], result: Precheck) -> None:
+    """Scan the solution cells; a flagged exercise's cell becomes the stub, its grade cells ``policy``."""
+    solutions = [c for c in nb.cells if c.get("cell_type") == "code"
+                 and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    only = nbformat.v4.new_notebook(cells=solutions)
+    findings = list(policy_mod.scan(only, assignment)) + list(policy_mod.tampering(nb, protected))
+    if not findings:
+        return
+    result.findings = findings
+    grade_ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                 if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    first: dict[str, object] = {}
+    for f in findings:
+        first.setdefault(f.exercise, f)
+    stub = "# YOUR CODE HERE\nraise NotImplementedError()"
+    for exercise, finding in first.items():
+        message = finding.message()
+        more = sum(1 for f in findings if f.exercise == exercise) - 1
+        if more:
+            message += f" (and {more} more finding(s) in this cell)"
+        result.notes.append(message)
+        for cell in solutions:
+            if cell.metadata["nbgrader"].get("grade_id") == exercise:
+                original = cell.source
+                cell.source = (f"# {message}\n# Your code for this exercise is shown below as comments; it was not "
+                               f"run.\n{_commented(original)}\n{stub}\n")
+        for gid in policy_mod.grade_ids_for(exercise, grade_ids):
+            result.policy[gid] = message
+            for cell in nb.cells:
+                if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == gid:
+                    cell.metadata.setdefault(MISSING_KEY, {})["policy"] = message
