@@ -121,6 +121,7 @@ class Settings:
     job_timeout: float | None = None   # wall limit for one job's nbgrader call (default from limits)
     sandbox_root: Path | None = None
     sandbox_python: str = ""           # json for the launcher when the kernel needs a mirrored interpreter
+    slot_uids: list = field(default_factory=list)  # uid leased for each worker slot during a run
     scan: bool = True                  # static policy + tampering scan of the solution cells
     unsafe: bool = False               # MEASUREMENT ONLY: no reconstruction, no scan, no uid drop, no netns
     hide: list[Path] = field(default_factory=list)  # folders the kernel must not see (mount namespace)
@@ -299,7 +300,8 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     result["policy"] = [{"exercise": f.exercise, "rule": f.rule, "line": f.line, "message": f.message()}
                         for f in check.findings]
     env = grading_env(course.jupyter_path)
-    uid = None if settings.unsafe else sandbox.slot_uid(slot)
+    uid = None if settings.unsafe else (settings.slot_uids[slot] if slot < len(settings.slot_uids)
+                                        else sandbox.slot_uid(slot))
     env.update({
         LIMITS_VAR: limits.to_json(),
         SLOT_VAR: str(slot),
@@ -454,6 +456,9 @@ class Grader:
         slots: queue.Queue[int] = queue.Queue()
         for k in range(max(1, settings.jobs)):
             slots.put(k)
+        lease_fds: list[int] = []
+        if not settings.unsafe and todo:
+            settings.slot_uids, lease_fds = sandbox.lease_uids(max(1, settings.jobs))
         lock = threading.Lock()
 
         def work(job: Job) -> dict:
@@ -492,6 +497,7 @@ class Grader:
             if bar is not None:
                 bar.close()
             shutil.rmtree(settings.sandbox_root, ignore_errors=True)
+            sandbox.release_uids(lease_fds)
         return done
 
 

@@ -28,9 +28,79 @@ def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+UID_SPAN = 1000  # uids UID_BASE .. UID_BASE + UID_SPAN - 1 are the grader's
+LEASE_DIR = Path("/tmp/backproplab-uid-leases")
+
+
 def slot_uid(slot: int) -> int | None:
-    """The uid of worker ``slot``'s kernels, or None when the grader cannot change uid."""
+    """The default uid of worker ``slot``'s kernels, or None when the grader cannot change uid."""
     return UID_BASE + slot if is_root() else None
+
+
+def _lease_file(uid: int) -> int:
+    LEASE_DIR.mkdir(mode=0o700, exist_ok=True)
+    return os.open(LEASE_DIR / f"{uid}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+
+
+def lease_uids(count: int) -> tuple[list[int | None], list[int]]:
+    """Reserve ``count`` sandbox uids for this grading run, exclusively.
+
+    Each uid is held through an ``flock`` on its lease file for as long as the returned file
+    descriptors stay open (the kernel drops the lock if the grader dies), so two grading runs on one
+    machine never share a uid, and killing "every process of my uid" can never hit another run's
+    kernels. Returns the uids (``None`` each when not root) and the descriptors to close at the end.
+    """
+    if not is_root():
+        return [None] * count, []
+    import fcntl
+
+    uids, fds = [], []
+    for uid in range(UID_BASE, UID_BASE + UID_SPAN):
+        fd = _lease_file(uid)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        kill_uid(uid)  # leftovers of a run that died before cleaning up
+        uids.append(uid)
+        fds.append(fd)
+        if len(uids) == count:
+            return uids, fds
+    for fd in fds:
+        os.close(fd)
+    raise RuntimeError(f"no free sandbox uid among {UID_BASE}..{UID_BASE + UID_SPAN - 1}")
+
+
+def release_uids(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def leased_uids() -> set[int]:
+    """The sandbox uids some grading run holds right now."""
+    import fcntl
+
+    held = set()
+    if not LEASE_DIR.is_dir():
+        return held
+    for path in LEASE_DIR.glob("*.lock"):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            held.add(int(path.stem))
+        finally:
+            os.close(fd)
+    return held
+
+
+def stray_processes(span: int = 16) -> dict[int, list[int]]:
+    """Processes left under sandbox uids that no grading run holds: there must be none."""
+    held = leased_uids()
+    return {uid: pids for uid in range(UID_BASE, UID_BASE + span) if uid not in held
+            for pids in [uid_pids(uid)] if pids}
 
 
 def write_kernelspec(kernels_dir: Path, python: str = sys.executable) -> Path:
