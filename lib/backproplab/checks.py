@@ -231,7 +231,7 @@ def _diagnose_values(
                     return "batch_sum"
                 if abs(c * batch_size - 1) < 1e-3:
                     return "batch_mean_twice"
-            if e.numel() > 1:  # any two numbers differ by a factor: only a pattern over many means something
+            if e.numel() > 1 and abs(c - 1) > 1e-3:  # a pattern over many entries, and a real factor
                 return "scaled"
     if e.dim() >= 2 and e.shape[0] > 1:
         row_ok = _close(a, e, rtol, atol * (1 + scale)).reshape(e.shape[0], -1).all(dim=1)
