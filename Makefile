@@ -9,7 +9,7 @@ PORT   ?= 8888
 JOBS   ?= auto
 # BROWSER=no starts JupyterLab without opening a browser (the default where there is no display).
 BROWSER ?= $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname -s))),yes,no)
-LAB_FLAGS := --notebook-dir=notebooks --port=$(PORT) $(if $(filter no,$(BROWSER)),--no-browser) \
+LAB_FLAGS := --ServerApp.root_dir=notebooks --port=$(PORT) $(if $(filter no,$(BROWSER)),--no-browser) \
              $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.port_retries=0
 
 .PHONY: lab test test-fast lint release check-release grade grade-demo bench clean help
@@ -29,32 +29,32 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab $(LAB_FLAGS) lab1_perceptron/perceptron.ipynb
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab $(LAB_FLAGS) notebooks/lab1_perceptron/perceptron.ipynb
 
 test: $(STAMP)
 	$(BIN)/ruff check lib tests autograder tools bench
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(JOBS) -m "not slow and not browser"
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(JOBS) -m "not slow and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check lib tests autograder tools bench
 
 release: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m backproplab_autograder.release
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m backproplab_autograder.release
 
 check-release: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m backproplab_autograder.release --check
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m backproplab_autograder.release --check
 
 grade: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/backproplab-grade $(SUBMISSIONS) --out $(or $(OUT),grading-output)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/backproplab-grade $(SUBMISSIONS) --out $(or $(OUT),grading-output)
 
 grade-demo: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m backproplab_autograder.demo
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m backproplab_autograder.demo
 
 bench: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench.run
 
 clean:
 	rm -rf autograder/runtime grading-output bench/results .pytest_cache
