@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from pathlib import Path
 
-__all__ = ["check_environment", "problems"]
+__all__ = ["check_environment", "problems", "mnist_problem"]
 
 EXPECTED_TORCH = "2.13.0"
 SETUP_HINT = "Run `make lab` from the repository (it installs everything into .venv), or see the README."
@@ -41,8 +43,53 @@ def problems(require_digits: bool = True) -> list[str]:
 
             load_digits()
         except Exception as exc:
-            found.append(f"The digits data set could not be loaded ({exc}).")
+            found.append(
+                f"Data not found: the digits data set that ships with scikit-learn could not be loaded "
+                f"({type(exc).__name__}: {exc}). Reinstall scikit-learn: {SETUP_HINT}"
+            )
+    mnist = mnist_problem()
+    if mnist:
+        found.append(mnist)
     return found
+
+
+# The IDX files of each MNIST split (same names as ``data.MNIST_FILES``; kept here so the check
+# works even when torch, which ``data`` imports, is missing).
+_MNIST_FILES = {
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+}
+
+
+def _has_idx(folder: Path, stem: str) -> bool:
+    dotted = stem.replace("-idx", ".idx")
+    return any((folder / name).is_file() for name in (stem, stem + ".gz", dotted, dotted + ".gz"))
+
+
+def mnist_problem(folder: str | os.PathLike | None = None) -> str | None:
+    """A sentence when ``BACKPROPLAB_MNIST`` (or ``folder``) names MNIST data that is not there.
+
+    Unset means "use the built-in digits": nothing to report. Nothing is ever downloaded.
+    """
+    name = os.fspath(folder) if folder is not None else os.environ.get("BACKPROPLAB_MNIST", "")
+    if not name.strip():
+        return None
+    path = Path(name).expanduser()
+    fix = ("Put the MNIST IDX files there (raw or .gz), point BACKPROPLAB_MNIST at the folder that holds "
+           "them, or unset it to use the built-in 8x8 digits (nothing is downloaded).")
+    if not path.exists():
+        return f"Data not found: BACKPROPLAB_MNIST is set to {name}, which does not exist. {fix}"
+    if not path.is_dir():
+        return f"Data not found: BACKPROPLAB_MNIST is set to {name}, which is a file, not a folder. {fix}"
+    missing = [stem for stems in _MNIST_FILES.values() for stem in stems if not _has_idx(path, stem)]
+    if not missing:
+        return None
+    if len(missing) == 4:
+        return f"Data not found: the folder {name} (BACKPROPLAB_MNIST) holds none of the MNIST IDX files. {fix}"
+    usable = [split for split, stems in _MNIST_FILES.items() if not set(stems) & set(missing)]
+    note = f" Only the {usable[0]} split can be loaded." if usable else ""
+    return (f"Data not found: the folder {name} (BACKPROPLAB_MNIST) lacks {', '.join(missing)} "
+            f"(raw or .gz).{note} {fix}")
 
 
 def _widget_probe():
@@ -87,3 +134,7 @@ def check_environment(require_digits: bool = True) -> bool:
     except ImportError:
         pass
     return not found
+
+
+if __name__ == "__main__":  # `python -m backproplab.env`: the same check from a terminal
+    sys.exit(0 if check_environment() else 1)
