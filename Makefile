@@ -17,7 +17,7 @@ LAB_FLAGS := --ServerApp.root_dir=notebooks --port=$(PORT) $(if $(filter no,$(BR
 help:
 	@echo "make lab        open JupyterLab on notebooks/ (BROWSER=no for a headless machine)"
 	@echo "make test       run every test (creates .venv on first use)"
-	@echo "make release    regenerate notebooks/ from solutions/ with nbgrader"
+	@echo "make release    regenerate solutions/*.ipynb from their .py sources, then notebooks/ with nbgrader"
 	@echo "make grade SUBMISSIONS=dir OUT=dir   grade a whole class"
 	@echo "make grade-demo grade the demo class in autograder/demo"
 	@echo "make bench      print the benchmark table"
@@ -32,14 +32,14 @@ lab: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab $(LAB_FLAGS) notebooks/lab1_perceptron/perceptron.ipynb
 
 test: $(STAMP)
-	$(BIN)/ruff check lib tests autograder tools bench
+	$(BIN)/ruff check lib tests autograder tools bench solutions
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(JOBS) -m "not slow and not browser"
 
 lint: $(STAMP)
-	$(BIN)/ruff check lib tests autograder tools bench
+	$(BIN)/ruff check lib tests autograder tools bench solutions
 
 release: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m backproplab_autograder.release

@@ -23,7 +23,8 @@ c.CourseDirectory.submitted_directory = "autograder/runtime/submitted"
 c.CourseDirectory.autograded_directory = "autograder/runtime/autograded"
 c.CourseDirectory.feedback_directory = "autograder/runtime/feedback"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(_here, "runtime", "gradebook.db")
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store"]
+# "*.py": the text source beside each notebook holds the answers; it is never released.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store", "*.py"]
 
 # Student releases carry no outputs; cells keep the nbgrader metadata that protects grade cells.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

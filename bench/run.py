@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +27,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-sys.path.insert(0, str(REPO / "tests"))
 
 ROWS: list[dict] = []
 
@@ -53,9 +51,9 @@ def repeat(fn: Callable[[], object], n: int) -> list[float]:
 
 def solution_namespace(aid: str, ids: list[str]) -> dict:
     """Execute the import block and the named solution cells of a lab: the reference answers."""
-    from gradecells import _cells
+    from tests.helpers.gradecells import lab_cells
 
-    setup, solutions, _ = _cells(aid)
+    setup, solutions, _ = lab_cells(aid)
     ns: dict = {"__name__": "__bench__"}
     exec(compile(setup, f"<{aid}:setup>", "exec"), ns)
     for sid in ids:
@@ -66,26 +64,25 @@ def solution_namespace(aid: str, ids: list[str]) -> dict:
 # --- notebooks ---------------------------------------------------------------------------------
 
 FLOOR_NOTEBOOK = """\
-# %% [code]
+# %%
 import torch
 import matplotlib.pyplot as plt
 from backproplab import checks, data, env, needs, plots, widgets
-# %% [code]
+# %%
 env.check_environment()
 """
 
 
 def bench_notebooks(n: int) -> None:
     from backproplab_autograder.course import ASSIGNMENTS, SOLUTIONS, available_assignments
-    from nbrun import execute
+    from backproplab_autograder.sources import notebook_from_text, render
 
-    sys.path.insert(0, str(REPO / "tools"))
-    import nbtool
+    from tests.helpers.nbrun import execute
 
     print("Solution notebooks executed headless (nbclient, fresh kernel each time)")
     with tempfile.TemporaryDirectory() as tmp:
         floor = Path(tmp) / "floor.ipynb"
-        nbtool.write_notebook(nbtool.text_to_notebook(FLOOR_NOTEBOOK), floor)
+        floor.write_text(render(notebook_from_text(FLOOR_NOTEBOOK)))
         floor_times = [execute(floor).seconds for _ in range(n)]
     record("notebooks", "floor: kernel start + imports + env check", floor_times)
     floor_median = statistics.median(floor_times)
@@ -141,16 +138,12 @@ def _tool_env() -> dict:
 
 def _plain_nbgrader(subs: Path, root: Path) -> float:
     """Plain nbgrader: one course, every student autograded by one sequential `nbgrader autograde`."""
+    from backproplab_autograder.config import render_config
     from backproplab_autograder.course import SOLUTIONS, nbgrader
 
     root.mkdir(parents=True)
     assignments = sorted({p.parent.name for p in subs.rglob("*.ipynb")})
-    (root / "nbgrader_config.py").write_text(textwrap.dedent(f"""\
-        c = get_config()
-        c.CourseDirectory.root = {str(root)!r}
-        c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
-        c.ExecutePreprocessor.timeout = 120
-    """))
+    (root / "nbgrader_config.py").write_text(render_config(root, timeout=120))
     for aid in assignments:
         shutil.copytree(SOLUTIONS / aid, root / "source" / aid)
         nbgrader("generate_assignment", aid, "--force", cwd=root)

@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import browser_util as bu
 import pytest
 from backproplab_autograder.course import available_assignments
+
+from tests.helpers import browser_util as bu
 
 pytestmark = [
     pytest.mark.browser,

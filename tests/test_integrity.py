@@ -21,7 +21,6 @@ import json
 import os
 import re
 import socket
-import sys
 import tempfile
 import textwrap
 import threading
@@ -38,8 +37,7 @@ from backproplab_autograder.execute import hidden_lines, redact
 from backproplab_autograder.grading import Settings
 from backproplab_autograder.limits import Limits
 
-sys.path.insert(0, str(Path(__file__).parent))
-import gradecells  # noqa: E402
+from tests.helpers import gradecells
 
 AID = "lab3_mlp_backprop"
 NB = ASSIGNMENTS[AID]

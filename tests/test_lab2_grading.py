@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from gradecells import run_all_for, run_grade_cell
+
+from tests.helpers.gradecells import run_all_for, run_grade_cell
 
 AID = "lab2_gradient_descent"
 
@@ -500,9 +501,9 @@ def test_usual_mistake_fails_with_a_message_that_names_it(solution_id, mistake, 
 
 
 def test_untouched_stubs_fail_every_grade_cell():
-    from gradecells import _cells, grade_ids
+    from tests.helpers.gradecells import grade_ids, lab_cells
 
-    _, solutions, _ = _cells(AID)
+    _, solutions, _ = lab_cells(AID)
     stubs = {sid: src.split("### BEGIN SOLUTION")[0].rstrip(" ") + "    raise NotImplementedError()\n" for sid, src in solutions.items()}
     for gid in grade_ids(AID):
         outcome = run_grade_cell(AID, gid, stubs)

@@ -9,7 +9,8 @@ swapped for the version under test.
 from __future__ import annotations
 
 import pytest
-from gradecells import run_all_for, run_grade_cell
+
+from tests.helpers.gradecells import run_all_for, run_grade_cell
 
 AID = "lab3_mlp_backprop"
 
@@ -43,7 +44,7 @@ def assert_fails_with(solution_id: str, source: str, tag: str, grade_id: str | N
 
 
 def test_reference_solution_passes_every_grade_cell():
-    from gradecells import grade_ids
+    from tests.helpers.gradecells import grade_ids
 
     for g in grade_ids(AID):
         outcome = run_grade_cell(AID, g)
@@ -441,9 +442,9 @@ def test_train_mlp_public_part_uses_the_students_helpers_and_hidden_part_its_own
     broken = "def backward(params, outputs, Y):\n    raise NotImplementedError()"
     outcome = run_grade_cell(AID, "test_train_mlp", {"backward": broken})
     assert not outcome.passed
-    from gradecells import _cells
+    from tests.helpers.gradecells import lab_cells
 
-    hidden_only = _cells(AID)[2]["test_train_mlp"]
+    hidden_only = lab_cells(AID)[2]["test_train_mlp"]
     assert "### BEGIN HIDDEN TESTS" in hidden_only and "_ref_backward" in hidden_only
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from gradecells import _cells, grade_ids, run_grade_cell
+
+from tests.helpers.gradecells import grade_ids, lab_cells, run_grade_cell
 
 AID = "lab4_dag_autograd"
 OP_CELLS = ["test_Value_add", "test_Value_mul", "test_Value_pow", "test_Value_exp_log", "test_Value_trig",
@@ -17,7 +18,7 @@ TOPO_CELLS = ["test_topological_order", "test_topological_order_deep"]
 
 
 def solution(sid: str) -> str:
-    return _cells(AID)[1][sid]
+    return lab_cells(AID)[1][sid]
 
 
 def mutate(sid: str, old: str, new: str) -> str:

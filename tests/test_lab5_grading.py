@@ -4,7 +4,8 @@ the usual mistakes with a message that names them; each exercise is graded on it
 from __future__ import annotations
 
 import pytest
-from gradecells import run_all_for, run_grade_cell
+
+from tests.helpers.gradecells import run_all_for, run_grade_cell
 
 AID = "lab5_custom_functions"
 

@@ -18,8 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import browser_util as bu
 import pytest
+
+from tests.helpers import browser_util as bu
 
 pytestmark = pytest.mark.slow
 

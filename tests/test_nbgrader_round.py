@@ -12,17 +12,11 @@ import time
 
 import nbformat
 import pytest
+from backproplab_autograder.config import render_config
 from backproplab_autograder.course import ASSIGNMENTS, RELEASE, SOLUTIONS, available_assignments, nbgrader
 
 pytestmark = pytest.mark.slow
 
-CONFIG = """\
-c = get_config()
-c.CourseDirectory.root = {root!r}
-c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
-c.CourseDirectory.db_students = [dict(id="reference"), dict(id="blank")]
-c.ExecutePreprocessor.timeout = 300
-"""
 
 
 def _errors(path):
@@ -44,7 +38,7 @@ def test_reference_gets_full_marks_blank_gets_zero_and_both_get_feedback(tmp_pat
     from nbgrader.api import Gradebook
 
     nb_name = ASSIGNMENTS[aid]
-    (tmp_path / "nbgrader_config.py").write_text(CONFIG.format(root=str(tmp_path)))
+    (tmp_path / "nbgrader_config.py").write_text(render_config(tmp_path, students=["reference", "blank"], timeout=300))
     shutil.copytree(SOLUTIONS / aid, tmp_path / "source" / aid)
     nbgrader("generate_assignment", aid, "--force", cwd=tmp_path)
     for student, src in [("reference", SOLUTIONS / aid / nb_name), ("blank", RELEASE / aid / nb_name)]:

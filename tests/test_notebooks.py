@@ -1,4 +1,5 @@
-"""Every lab's release is in sync with nbgrader and leaks nothing; notebooks carry no outputs.
+"""The manifest lists every lab; each source notebook is in sync with its text source and each release
+with nbgrader; nothing leaks; notebooks carry no outputs.
 (That the solution runs clean and the untouched release fails exactly its grade cells is checked on
 nbgrader's own executed copies, in test_nbgrader_round.py.)"""
 
@@ -10,13 +11,54 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from backproplab_autograder import course, sources
 from backproplab_autograder.course import ASSIGNMENTS, RELEASE, SOLUTIONS, available_assignments
 from backproplab_autograder.release import comparable, generate
 
 REPO = Path(__file__).resolve().parents[1]
 LABS = available_assignments()
 
-pytestmark = pytest.mark.slow
+
+
+def test_every_lab_folder_is_in_the_manifest_and_every_manifest_lab_has_a_source():
+    assert course.check_manifest() == []
+
+
+@pytest.mark.parametrize("aid", LABS)
+def test_source_notebook_is_in_sync_with_its_text_source(aid):
+    assert not sources.stale(course.lab(aid)), (
+        f"solutions/{aid}/{ASSIGNMENTS[aid]} differs from what its .py source generates: run `make release`")
+
+
+@pytest.mark.parametrize("aid", LABS)
+def test_manifest_points_equal_the_notebook_points(aid):
+    nb = nbformat.read(_solution_path(aid), as_version=4)
+    total = sum(c.metadata["nbgrader"].get("points", 0) for c in nb.cells
+                if c.metadata.get("nbgrader", {}).get("grade") or c.metadata.get("nbgrader", {}).get("task"))
+    assert total == course.lab(aid).points, f"{aid}: the grade cells carry {total} points, course.toml says " \
+        f"{course.lab(aid).points}"
+
+
+def test_manifest_errors_name_the_entry():
+    with pytest.raises(course.ManifestError, match="lacks points"):
+        course.parse_manifest('[[lab]]\nid = "x"\nnotebook = "x.ipynb"\ntitle = "X"\n')
+    with pytest.raises(course.ManifestError, match="listed twice"):
+        course.parse_manifest('[[lab]]\nid = "x"\nnotebook = "x.ipynb"\ntitle = "X"\npoints = 1\n' * 2)
+    with pytest.raises(course.ManifestError, match="unknown kind"):
+        course.parse_manifest('[[lab]]\nid = "x"\nnotebook = "x.ipynb"\ntitle = "X"\npoints = 1\n'
+                              '[lab.rules]\nf = ["magic"]\n')
+
+
+def test_a_lab_folder_missing_from_the_manifest_is_an_error(tmp_path):
+    for aid in LABS:
+        (tmp_path / aid).mkdir()
+        (tmp_path / aid / course.lab(aid).source.name).write_text("# %%\n")
+    (tmp_path / "lab9_forgotten").mkdir()
+    problems = course.check_manifest(tmp_path)
+    assert len(problems) == 1 and "lab9_forgotten" in problems[0] and "course.toml" in problems[0]
+
+
+slow = pytest.mark.slow
 
 
 def _solution_path(aid: str) -> Path:
@@ -27,6 +69,7 @@ def _release_path(aid: str) -> Path:
     return RELEASE / aid / ASSIGNMENTS[aid]
 
 
+@slow
 @pytest.mark.parametrize("aid", LABS)
 def test_committed_release_matches_nbgrader_output(aid):
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,11 +100,14 @@ def _solution_lines(aid: str) -> list[str]:
     return [s for s in secret if s not in public]
 
 
+@slow
 @pytest.mark.parametrize("aid", LABS)
 def test_no_solution_text_in_release_or_library(aid):
     lines = _solution_lines(aid)
     assert lines, "found no solution region to look for"
     release_text = _release_path(aid).read_text()
+    assert sorted(p.name for p in (RELEASE / aid).iterdir()) == [ASSIGNMENTS[aid]], \
+        f"notebooks/{aid} must hold only the release notebook (the .py source holds the answers)"
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
         assert marker not in release_text, f"{marker} left in notebooks/{aid}"
     release_nb = nbformat.read(_release_path(aid), as_version=4)

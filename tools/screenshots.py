@@ -1,8 +1,8 @@
 """Regenerate the screenshots in figures/screenshots/: each lab in JupyterLab after Run All Cells,
 and each widget, taken in headless Chromium with the same helpers as tests/test_browser.py.
 
-    .venv/bin/python tools/screenshots.py            # every lab that exists
-    .venv/bin/python tools/screenshots.py lab2_gradient_descent
+    .venv/bin/python -m tools.screenshots            # every lab (run from the repository root)
+    .venv/bin/python -m tools.screenshots lab2_gradient_descent
 
 Needs Debian's Chromium (/usr/bin/chromium) and the `playwright` package (never `playwright install`).
 """
@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import browser_util as bu  # noqa: E402
-from backproplab_autograder.course import ASSIGNMENTS, available_assignments  # noqa: E402
+from backproplab_autograder.course import ASSIGNMENTS, available_assignments
 
+from tests.helpers import browser_util as bu
+
+REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "figures" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 960}
 

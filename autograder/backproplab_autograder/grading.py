@@ -38,6 +38,7 @@ import nbformat
 
 from . import intake as intake_mod
 from . import policy, precheck, results, sandbox
+from .config import render_config
 from .course import ASSIGNMENTS, SOLUTIONS, tool_env
 from .execute import RECORDS_VAR, SANDBOX_ROOT_VAR, SLOT_VAR, SUBMITTED_VAR
 from .launcher import HIDE_VAR, NETNS_VAR, PYTHON_VAR, UID_VAR
@@ -48,20 +49,7 @@ GRADER_VERSION = "2"
 COURSE_ID = "backprop-lab"
 LOCK_MARKERS = ("database is locked", "could not serialize access", "deadlock detected")
 
-CONFIG = """\
-# Written by backproplab-grade for this grading folder: do not edit, it is rewritten on every run.
-c = get_config()
-c.CourseDirectory.root = {root!r}
-c.CourseDirectory.course_id = {course_id!r}
-c.CourseDirectory.db_url = {db_url!r}
-c.CourseDirectory.source_directory = "source"
-c.CourseDirectory.release_directory = "release"
-c.CourseDirectory.submitted_directory = "submitted"
-c.CourseDirectory.autograded_directory = "autograded"
-c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store"]
-c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
-
+AUTOGRADE_CONFIG = """\
 # Autograde: nbgrader's own pipeline, with its Execute replaced by the sandboxed one.
 c.Autograde.autograde_preprocessors = [
     "backproplab_autograder.execute.SandboxedExecute",
@@ -187,7 +175,8 @@ def setup_course(settings: Settings, assignments: list[str]) -> Course:
         tmp = root / ".course-token.tmp"
         tmp.write_text(secrets.token_hex(8))
         os.replace(tmp, token_file)
-    (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root), course_id=COURSE_ID, db_url=db_url))
+    (root / "nbgrader_config.py").write_text(render_config(root, course_id=COURSE_ID, db_url=db_url,
+                                                            extra=AUTOGRADE_CONFIG))
     jupyter_path = root / "jupyter"
     sandbox.write_kernelspec(jupyter_path / "kernels")
     env = grading_env(jupyter_path)

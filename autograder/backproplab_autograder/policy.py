@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import nbformat
 
+from . import course
+
 AUTOGRAD_ATTRS = {"backward", "grad", "requires_grad", "requires_grad_", "grad_fn", "retain_grad", "enable_grad",
                   "set_grad_enabled", "autograd", "func", "vjp", "jvp", "jacobian", "hessian", "functional"}
 AUTOGRAD_MODULES = ("torch.autograd", "torch.func", "functorch", "backproplab.backprop_tools.mlp_reference",
@@ -33,21 +35,8 @@ OPTIM_ATTRS = {"optim"}
 OPTIM_MODULES = ("torch.optim",)
 OPTIM_WORDS = ("torch.optim", "optim.")
 
-# assignment -> exercise (solution cell id) -> rules
-RULES: dict[str, dict[str, tuple[str, ...]]] = {
-    "lab2_gradient_descent": {
-        "quadratic_grad": ("autograd",),
-        "numerical_gradient": ("autograd",),
-        "train_mlp_gd": ("optimizer",),
-    },
-    "lab3_mlp_backprop": {
-        "backward": ("autograd",),
-        "deep_backward": ("autograd",),
-    },
-    "lab4_dag_autograd": {
-        "dag_backward": ("autograd",),
-    },
-}
+# assignment -> exercise (solution cell id) -> rules: read from the course manifest (course.toml)
+RULES: dict[str, dict[str, tuple[str, ...]]] = course.RULES
 
 EXPLAIN = {
     "autograd": "this exercise asks for gradients written by hand, without torch's autograd",

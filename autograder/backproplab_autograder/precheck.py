@@ -15,7 +15,7 @@ grades is **rebuilt from the release**: the release's import block (its first co
 nbgrader cells in the release's order and with the release's metadata, and, from the submission,
 only the *source* of each solution cell, matched by grade id (a missing one: the release's stub).
 Every lesson cell, markdown cell and cell the student added is dropped: grade cells depend only on
-the import block and the solution cells (shared/CONTRACT.md rule 6, proven by tests/gradecells.py),
+the import block and the solution cells (docs/contract.md rule 6, proven by tests/helpers/gradecells.py),
 so nothing a grade cell needs is lost, and code placed anywhere else never runs.
 
 Last, the solution cells are scanned (:mod:`policy`, nothing runs): an exercise that uses autograd

@@ -1,8 +1,9 @@
 """Generate the student release ``notebooks/`` from ``solutions/`` with ``nbgrader generate_assignment``.
 
-``python -m backproplab_autograder.release [ASSIGNMENT ...]`` (or ``make release``) regenerates
-every lab that has a source notebook. ``--check`` regenerates into a temporary folder and reports
-any release notebook that differs from what is committed, without touching ``notebooks/``.
+``python -m backproplab_autograder.release [ASSIGNMENT ...]`` (or ``make release``) first regenerates
+each lab's source notebook from its text source (``sources.build``), then its release. ``--check``
+changes nothing: it reports source notebooks out of sync with their text and release notebooks that
+differ from what nbgrader generates.
 """
 
 from __future__ import annotations
@@ -15,16 +16,9 @@ from pathlib import Path
 
 import nbformat
 
-from .course import ASSIGNMENTS, RELEASE, SOLUTIONS, available_assignments, nbgrader
-
-CONFIG = """\
-c = get_config()
-c.CourseDirectory.root = {root!r}
-c.CourseDirectory.source_directory = "source"
-c.CourseDirectory.release_directory = "release"
-c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
-c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
-"""
+from . import sources
+from .config import render_config
+from .course import ASSIGNMENTS, RELEASE, SOLUTIONS, available_assignments, lab, nbgrader
 
 
 def generate(assignments: list[str], out_dir: Path, source_dir: Path = SOLUTIONS) -> dict[str, Path]:
@@ -36,7 +30,7 @@ def generate(assignments: list[str], out_dir: Path, source_dir: Path = SOLUTIONS
     out = {}
     with tempfile.TemporaryDirectory(prefix="bpl-release-") as tmp:
         root = Path(tmp)
-        (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root)))
+        (root / "nbgrader_config.py").write_text(render_config(root))
         for aid in assignments:
             shutil.copytree(source_dir / aid, root / "source" / aid, ignore=shutil.ignore_patterns(
                 ".ipynb_checkpoints", "__pycache__", "*.pyc"))
@@ -63,12 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     ids = args.assignments or available_assignments()
     unknown = [a for a in ids if a not in ASSIGNMENTS]
     if unknown:
-        parser.error(f"unknown assignment(s) {unknown}; known: {list(ASSIGNMENTS)}")
+        parser.error(f"unknown assignment(s) {unknown}; course.toml lists {list(ASSIGNMENTS)}")
     if not args.check:
+        for aid in ids:
+            if sources.build(lab(aid)):
+                print(f"regenerated solutions/{aid}/{ASSIGNMENTS[aid]} from its text source")
         for aid, path in generate(ids, RELEASE).items():
             print(f"released {aid} -> {path.relative_to(RELEASE.parent)}")
         return 0
     stale = []
+    for aid in ids:
+        if sources.stale(lab(aid)):
+            print(f"solutions/{aid}/{ASSIGNMENTS[aid]} is out of sync with its .py source: run `make release`",
+                  file=sys.stderr)
+            stale.append(aid)
     with tempfile.TemporaryDirectory() as tmp:
         for aid, path in generate(ids, Path(tmp)).items():
             committed = RELEASE / aid / ASSIGNMENTS[aid]

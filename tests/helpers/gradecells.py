@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import nbformat
-from backproplab_autograder.course import ASSIGNMENTS, SOLUTIONS
+from backproplab_autograder.course import lab
 
 
 @dataclass
@@ -31,8 +31,9 @@ class Outcome:
 
 
 @cache
-def _cells(aid: str):
-    nb = nbformat.read(SOLUTIONS / aid / ASSIGNMENTS[aid], as_version=4)
+def lab_cells(aid: str):
+    """(import block, {solution id: source}, {grade id: source}) of a lab's source notebook."""
+    nb = nbformat.read(lab(aid).solution, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     setup = code[0].source
     solutions, grades = {}, {}
@@ -46,7 +47,7 @@ def _cells(aid: str):
 
 
 def grade_ids(aid: str) -> list[str]:
-    return list(_cells(aid)[2])
+    return list(lab_cells(aid)[2])
 
 
 def public_part(source: str) -> str:
@@ -57,7 +58,7 @@ def public_part(source: str) -> str:
 def run_grade_cell(aid: str, grade_id: str, replace: dict[str, str] | None = None, public_only: bool = False) -> Outcome:
     """Execute the import block, every solution cell (with ``replace[solution_id]`` swapped in),
     then the grade cell ``grade_id``. Returns whether it passed and the failure's message."""
-    setup, solutions, grades = _cells(aid)
+    setup, solutions, grades = lab_cells(aid)
     replace = {k: textwrap.dedent(v) for k, v in (replace or {}).items()}
     unknown = set(replace) - set(solutions)
     if unknown:

@@ -1,0 +1,1154 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 2 — Gradient descent
+#
+# Training a network means finding parameters that make a loss small, and almost every method used
+# in practice is a variation of one idea: look at the gradient, take a step against it, repeat. This
+# lab takes that idea apart.
+#
+# You will build:
+#
+# 1. `numerical_gradient`, a finite-difference approximation that can check **any** gradient;
+# 2. `local_quadratic_model`, the simple model of the loss whose minimiser *is* one gradient step;
+# 3. `gradient_descent`, the update rule $w_{t+1} = w_t - \eta \nabla \mathcal{L}(w_t)$, iterated;
+# 4. `quadratic_loss` and `quadratic_grad`, a problem on which everything can be computed exactly;
+# 5. `max_stable_step`, `best_constant_step` and `step_regime`, which predict from the eigenvalues of a
+#    matrix whether a step size converges smoothly, oscillates or blows up;
+# 6. `train_mlp_gd`, the lecture's training loop: a small ReLU network that tells the digit "5" from the
+#    others, with the update written by hand.
+#
+# The lecture's thread: the gradient gives the local linear behaviour of the loss, a step minimises a
+# quadratic model built on it, and the step size $\eta$ decides whether the iterates settle in a
+# minimum (the lecture's $\eta = 0.125$) or bounce around it ($\eta = 0.5$).
+#
+# Run the cells from top to bottom. Each exercise is followed by a grade cell; hidden checks run on
+# other inputs when the lab is graded.
+#
+# Only the exercise cells are graded: put any helper function you write inside the exercise's cell.
+
+# %%
+import math
+
+import torch
+from backproplab import checks, data, env, gd_figures, needs, plots, widgets
+from torch import nn
+
+# %%
+env.check_environment()
+torch.set_num_threads(1)  # the tensors here are small: one thread is faster than several competing ones
+
+
+# %% [markdown]
+# ## 1. The gradient points uphill
+#
+# For a function $\mathcal{L} : \mathbb{R}^D \to \mathbb{R}$, the gradient
+# $\nabla \mathcal{L}(w) = \left(\frac{\partial \mathcal{L}}{\partial w_1}(w), \dots, \frac{\partial \mathcal{L}}{\partial w_D}(w)\right)$
+# collects the slopes along the coordinate axes. Its real meaning appears when you move in an
+# arbitrary unit direction $u$: to first order,
+#
+# $$\mathcal{L}(w + t u) \approx \mathcal{L}(w) + t \, \nabla \mathcal{L}(w) \cdot u,$$
+#
+# so the slope in direction $u$ is $\nabla \mathcal{L}(w) \cdot u = \|\nabla \mathcal{L}(w)\| \cos \theta$,
+# where $\theta$ is the angle between $u$ and the gradient. It is largest ($\|\nabla\mathcal{L}\|$) when
+# $u$ points along the gradient, zero across it, and most negative straight against it. The gradient
+# is the direction of **steepest ascent**; minus the gradient is the direction of steepest descent.
+#
+# The cell below measures the slope of a 2-D function in 72 directions with `torch.autograd` and
+# compares it with $\|\nabla \mathcal{L}\| \cos\theta$.
+
+# %%
+def bowl_2d(w):
+    return (w[0] - 1) ** 2 + 3 * (w[1] + 0.5) ** 2 + torch.sin(w[0] * w[1])
+
+
+point = torch.tensor([-0.5, 0.8], dtype=torch.float64, requires_grad=True)
+(grad_at_point,) = torch.autograd.grad(bowl_2d(point), point)
+angles = torch.linspace(0, 2 * math.pi, 73, dtype=torch.float64)[:-1]
+slopes = []
+for angle in angles:
+    u = torch.stack([torch.cos(angle), torch.sin(angle)])  # a unit direction
+    t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(bowl_2d(point.detach() + t * u), t)  # d/dt L(w + t u) at t = 0
+    slopes.append(slope.item())
+gradient_angle = math.atan2(grad_at_point[1].item(), grad_at_point[0].item()) % (2 * math.pi)
+
+fig, ax = plots.new_figure(size=(6.0, 3.2))
+ax.plot(angles.numpy(), slopes, "o", ms=3, label="measured slope along u")
+ax.plot(angles.numpy(), (grad_at_point.norm() * torch.cos(angles - gradient_angle)).numpy(), lw=1,
+        label=r"$\|\nabla L\|\cos\theta$")
+ax.axvline(gradient_angle, color="red", ls="--", label="direction of the gradient")
+ax.set_xlabel("direction of u (radians)")
+ax.set_ylabel("slope")
+ax.legend(fontsize=8)
+print(f"largest slope {max(slopes):.4f}, norm of the gradient {grad_at_point.norm().item():.4f}")
+fig
+
+
+# %% [markdown]
+# ## 2. Checking any gradient with finite differences
+#
+# Before trusting a gradient, compare it with one that needs nothing but evaluations of the function.
+# Nudge coordinate $i$ by a small $\epsilon$ in both directions:
+#
+# $$\frac{\partial \mathcal{L}}{\partial w_i}(w) \approx \frac{\mathcal{L}(w + \epsilon e_i) - \mathcal{L}(w - \epsilon e_i)}{2 \epsilon},$$
+#
+# where $e_i$ is the $i$-th basis vector. This **central** difference is accurate to order
+# $\epsilon^2$: the terms in $\epsilon^2$ of the two Taylor expansions cancel. The one-sided (forward)
+# difference $(\mathcal{L}(w + \epsilon e_i) - \mathcal{L}(w)) / \epsilon$ is only accurate to order
+# $\epsilon$. It costs $2D$ evaluations of $\mathcal{L}$, far too many to train a network with, but it is
+# the referee we will use to check gradients written by hand.
+#
+# **Exercise.** Write `numerical_gradient(f, w, eps=1e-6)`: `f` maps a `(D,)` tensor to a scalar tensor;
+# return the `(D,)` tensor of central differences, in `w`'s dtype, without changing `w`.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "numerical_gradient", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def numerical_gradient(f, w, eps=1e-6):
+    """g_i = (f(w + eps e_i) - f(w - eps e_i)) / (2 eps), for every coordinate i of the (D,) tensor w"""
+    ### BEGIN SOLUTION
+    grad = torch.empty_like(w)
+    for i in range(w.numel()):
+        nudge = torch.zeros_like(w)
+        nudge[i] = eps
+        grad[i] = (f(w + nudge) - f(w - nudge)) / (2 * eps)
+    return grad
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_numerical_gradient", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# numerical_gradient: central differences that use eps as given and agree with autograd on smooth functions
+w = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+
+
+def cube_sum(v):
+    return (v**3).sum()
+
+
+# For a cube the central difference is known exactly: ((w + e)^3 - (w - e)^3) / (2 e) = 3 w^2 + e^2.
+for eps in (0.5, 0.1):
+    got = checks.call(numerical_gradient, cube_sum, w.clone(), eps)
+    one_sided = [3 * w**2 + 3 * w * eps + eps**2, 3 * w**2 - 3 * w * eps + eps**2]
+    if isinstance(got, torch.Tensor) and got.shape == w.shape and any(
+        torch.allclose(got.detach().to(torch.float64), d, rtol=1e-7, atol=1e-9) for d in one_sided
+    ):
+        raise AssertionError(
+            f"numerical_gradient(cube_sum, w, eps={eps}) is a one-sided difference. Use the central "
+            "difference (f(w + eps e_i) - f(w - eps e_i)) / (2 eps): its error is of order eps^2 "
+            "instead of eps (diagnosis: forward_difference)"
+        )
+    checks.assert_close(got, 3 * w**2 + eps**2, name=f"numerical_gradient(cube_sum, w, eps={eps})")
+
+M = torch.tensor([[2.0, 0.5, 0.0], [0.5, 1.0, -0.3], [0.0, -0.3, 3.0]], dtype=torch.float64)
+
+
+def smooth(v):
+    return torch.log(torch.cosh(M @ v)).sum() + 20 * (v**2).sum()
+
+
+x = w.clone().requires_grad_(True)
+(expected,) = torch.autograd.grad(smooth(x), x)
+got = checks.call(numerical_gradient, smooth, w.clone())
+checks.assert_close(got, expected, name="numerical_gradient(smooth, w) with the default eps", rtol=1e-7, atol=1e-8)
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(20)
+for d in (1, 2, 5, 8):
+    B = torch.randn(d + 1, d, generator=gen, dtype=torch.float64)
+    c = torch.randn(d, generator=gen, dtype=torch.float64)
+    point = torch.randn(d, generator=gen, dtype=torch.float64)
+
+    def hidden_f(v, B=B, c=c):
+        return torch.logsumexp(B @ v, 0) + 3 * torch.sin(c @ v) + 10 * (v**2).sum()
+
+    x = point.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(hidden_f(x), x)
+    got = checks.call(numerical_gradient, hidden_f, point.clone())
+    checks.assert_close(got, expected, name=f"numerical_gradient with D={d}", rtol=1e-7, atol=1e-8)
+    got = checks.call(numerical_gradient, cube_sum, point.clone(), 0.25)
+    checks.assert_close(got, 3 * point**2 + 0.0625, name=f"numerical_gradient(cube_sum, w, eps=0.25) with D={d}")
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_numerical_gradient_inputs", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# numerical_gradient: keeps the dtype of w (float32 and float64), returns shape (D,), leaves w unchanged
+w = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)
+before = w.clone()
+got = checks.call(numerical_gradient, lambda v: (v**2).sum(), w)
+checks.assert_close(got, 2 * before, name="numerical_gradient(sum of squares, w)", rtol=1e-6, atol=1e-8)
+if not torch.allclose(w, before, rtol=0, atol=1e-12):
+    raise AssertionError(
+        "numerical_gradient changed its input w: nudge a copy (w + nudge) or put every entry back "
+        "exactly as it was (diagnosis: modified_input)"
+    )
+w32 = before.to(torch.float32)
+got = checks.call(numerical_gradient, lambda v: (v**2).sum(), w32, 1e-2)
+checks.assert_close(got, 2 * w32, name="numerical_gradient in float32 (eps=1e-2)", dtype=torch.float32,
+                    rtol=1e-3, atol=1e-3)
+### BEGIN HIDDEN TESTS
+one = torch.tensor([0.7], dtype=torch.float64)
+got = checks.call(numerical_gradient, lambda v: torch.exp(v).sum(), one.clone())
+checks.assert_close(got, torch.exp(one), name="numerical_gradient with D=1", rtol=1e-6, atol=1e-8)
+w32 = torch.tensor([1.5, -0.5], dtype=torch.float32)
+kept = w32.clone()
+got = checks.call(numerical_gradient, lambda v: (v**2).sum() + v[0] * v[1], w32, 1e-2)
+checks.assert_close(got, torch.stack([2 * kept[0] + kept[1], 2 * kept[1] + kept[0]]),
+                    name="numerical_gradient in float32", dtype=torch.float32, rtol=1e-3, atol=1e-3)
+if not torch.allclose(w32, kept, rtol=0, atol=1e-6):
+    raise AssertionError("numerical_gradient changed its float32 input w (diagnosis: modified_input)")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# How small should $\epsilon$ be? Two errors compete. The approximation error shrinks like $\epsilon^2$
+# (central) or $\epsilon$ (forward), but the rounding error of the subtraction grows like
+# $\text{(machine precision)} / \epsilon$: two nearly equal numbers are subtracted and the difference
+# is divided by a tiny number. The plot shows both effects in float64 on $\mathcal{L}(w) = \sum_i \sin(3 w_i)$,
+# whose gradient we know exactly.
+
+# %%
+with needs("numerical_gradient"):
+    w_probe = torch.tensor([0.4, -1.1, 0.9], dtype=torch.float64)
+    exact = 3 * torch.cos(3 * w_probe)
+    epsilons = [10.0**-k for k in range(1, 13)]
+    central_errors, forward_errors = [], []
+    for eps in epsilons:
+        central = numerical_gradient(lambda v: torch.sin(3 * v).sum(), w_probe, eps)
+        forward = torch.stack([  # one-sided differences, written out for the comparison
+            (torch.sin(3 * (w_probe + eps * e)).sum() - torch.sin(3 * w_probe).sum()) / eps
+            for e in torch.eye(3, dtype=torch.float64)
+        ])
+        central_errors.append((central - exact).abs().max().item())
+        forward_errors.append((forward - exact).abs().max().item())
+    fig, ax = plots.new_figure(size=(5.5, 3.4))
+    ax.loglog(epsilons, central_errors, "o-", label="central difference")
+    ax.loglog(epsilons, forward_errors, "s-", label="forward difference")
+    ax.set_xlabel("eps")
+    ax.set_ylabel("largest error")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    best = epsilons[min(range(len(epsilons)), key=central_errors.__getitem__)]
+    print(f"central differences are most accurate around eps = {best:g}")
+    display(fig)
+
+
+# %% [markdown]
+# The central difference reaches about $10^{-10}$ near $\epsilon \approx 10^{-5}$ to $10^{-6}$; the forward
+# difference never does better than about $10^{-8}$. In float32 (seven significant digits) the same
+# trade-off puts the best $\epsilon$ near $10^{-2}$ to $10^{-3}$, with errors around $10^{-4}$: gradient
+# checks are done in float64.
+#
+# ## 3. One step minimises a local model
+#
+# Near a point $w_0$, the gradient tells us how $\mathcal{L}$ behaves to first order. A linear model
+# alone has no minimum, so the lecture adds a quadratic term that says "do not trust me far from
+# $w_0$":
+#
+# $$\tilde{\mathcal{L}}_{w_0}(w) = \mathcal{L}(w_0) + \nabla \mathcal{L}(w_0) \cdot (w - w_0) + \frac{1}{2\eta}\|w - w_0\|^2 .$$
+#
+# The quadratic term does not depend on $\mathcal{L}$: $\eta$ sets how tightly the model hugs $w_0$.
+# Its gradient is $\nabla \mathcal{L}(w_0) + (w - w_0)/\eta$, which vanishes at
+#
+# $$\operatorname*{argmin}_w \tilde{\mathcal{L}}_{w_0}(w) = w_0 - \eta \nabla \mathcal{L}(w_0).$$
+#
+# So one step of gradient descent jumps to the bottom of this bowl. Whether that is a good move depends
+# on whether the bowl sits above the true function (a safe step) or dips below it (an overshoot).
+#
+# **Exercise.** Write `local_quadratic_model(loss_fn, w0, eta)`. `loss_fn` maps a `(D,)` tensor to a scalar
+# tensor; get $\mathcal{L}(w_0)$ and $\nabla \mathcal{L}(w_0)$ with `torch.autograd` (on a copy of `w0`
+# that requires grad), then return a **function** `m` with `m(w)` $= \tilde{\mathcal{L}}_{w_0}(w)$, a
+# scalar tensor.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "local_quadratic_model", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def local_quadratic_model(loss_fn, w0, eta):
+    """m(w) = L(w0) + grad L(w0) . (w - w0) + ||w - w0||^2 / (2 eta); returns the function m"""
+    ### BEGIN SOLUTION
+    with torch.enable_grad():
+        anchor = w0.detach().clone().requires_grad_(True)
+        loss_at_anchor = loss_fn(anchor)
+        (slope,) = torch.autograd.grad(loss_at_anchor, anchor)
+    loss_at_anchor = loss_at_anchor.detach()
+    anchor = anchor.detach()
+
+    def model(w):
+        step = w - anchor
+        return loss_at_anchor + slope @ step + (step * step).sum() / (2 * eta)
+
+    return model
+    ### END SOLUTION
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_local_quadratic_model", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# local_quadratic_model: m(w0) = L(w0), the slope of m at w0 is grad L(w0), and m is lowest at w0 - eta * grad L(w0)
+
+
+def wiggly_loss(v):
+    return (v**4).sum() / 4 + torch.sin(v).prod() + v[0] * v[-1]
+
+
+def check_local_model(loss_fn, w0, eta, label):
+    w0_before = w0.clone()
+    x = w0.detach().clone().to(torch.float64).requires_grad_(True)
+    loss0 = loss_fn(x)
+    (grad0,) = torch.autograd.grad(loss0, x)
+    m = checks.call(local_quadratic_model, loss_fn, w0, eta)
+    if not callable(m):
+        raise AssertionError(
+            f"local_quadratic_model{label} returned a {type(m).__name__}; it must return a function m "
+            "that takes a (D,) tensor w and returns the value of the model (diagnosis: not_callable)"
+        )
+    if not torch.equal(w0, w0_before):
+        raise AssertionError(f"local_quadratic_model{label} changed w0; work on a copy (diagnosis: modified_input)")
+
+    def value(v):
+        out = checks.call(m, v.to(w0.dtype), name="the function m returned by local_quadratic_model")
+        if isinstance(out, torch.Tensor) and out.numel() == 1:
+            return float(out.detach().reshape(()))
+        if isinstance(out, float):
+            return out
+        raise AssertionError(
+            f"m(w) must return a scalar tensor, got {type(out).__name__}"
+            + (f" of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else "")
+            + " (diagnosis: wrong_shape)"
+        )
+
+    tol = 1e-9 if w0.dtype == torch.float64 else 1e-4
+    checks.assert_python_float(value(w0), loss0.item(), name=f"m(w0){label}, which must equal L(w0)",
+                               rtol=tol, atol=tol)
+    h = 1e-3 if w0.dtype == torch.float64 else 1e-1
+    eye = torch.eye(len(w0), dtype=torch.float64)
+    w0_64 = w0.detach().to(torch.float64)
+    slope = torch.tensor([(value(w0_64 + h * e) - value(w0_64 - h * e)) / (2 * h) for e in eye],
+                         dtype=torch.float64)
+    checks.assert_close(slope, grad0, name=f"slope of m at w0{label} (it must equal grad L(w0))",
+                        rtol=1e-6 if w0.dtype == torch.float64 else 1e-2, atol=1e-7 if w0.dtype == torch.float64 else 1e-2)
+    target = w0_64 - eta * grad0
+    bottom = value(target)
+    gen = torch.Generator().manual_seed(7)
+    for u in [0.5 * e for e in eye] + [torch.randn(len(w0), generator=gen, dtype=torch.float64) for _ in range(2)]:
+        rise = value(target + u) - bottom
+        want = (u * u).sum().item() / (2 * eta)
+        if abs(rise - want) > 10 * tol * (1 + abs(bottom) + want):
+            raise AssertionError(
+                f"m{label} should rise by ||u||^2 / (2 eta) = {want:.6g} from its lowest point "
+                f"w0 - eta * grad L(w0) to that point plus u, but it rises by {rise:.6g}: the quadratic "
+                "term ||w - w0||^2 / (2 eta) is wrong, so one gradient step does not minimise the model "
+                "(diagnosis: local_model_curvature)"
+            )
+
+
+check_local_model(wiggly_loss, torch.tensor([0.7, -0.4, 1.1], dtype=torch.float64), 0.2, "")
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(31)
+for d, eta in ((1, 0.05), (4, 0.7), (2, 1.5)):
+    Q = torch.randn(d, d, generator=gen, dtype=torch.float64)
+    point = torch.randn(d, generator=gen, dtype=torch.float64)
+
+    def hidden_loss(v, Q=Q):
+        return torch.logsumexp(Q @ v, 0) + (v**2).sum() * torch.cos(v.sum())
+
+    check_local_model(hidden_loss, point, eta, f" (D={d}, eta={eta})")
+check_local_model(wiggly_loss, torch.tensor([0.3, 1.2], dtype=torch.float32), 0.5, " (float32 w0)")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 4. The update rule, iterated
+#
+# Repeating the step from wherever we land gives gradient descent:
+#
+# $$w_{t+1} = w_t - \eta \nabla \mathcal{L}(w_t).$$
+#
+# It follows the steepest descent locally and finds a **local** minimum; where it ends and how fast
+# depend on the start $w_0$ and the step size $\eta$ (also called the learning rate).
+#
+# **Exercise.** Write `gradient_descent(grad_fn, w0, eta, nb_steps)`: `grad_fn` maps a `(D,)` tensor to the
+# `(D,)` gradient at that point. Return a `(nb_steps + 1, D)` tensor of all the iterates, `w0` first, in
+# `w0`'s dtype; do not change `w0`.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "gradient_descent", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def gradient_descent(grad_fn, w0, eta, nb_steps):
+    """w[t+1] = w[t] - eta * grad_fn(w[t]); returns the (nb_steps + 1, D) tensor of iterates, w[0] = w0"""
+    ### BEGIN SOLUTION
+    iterates = torch.empty(nb_steps + 1, w0.numel(), dtype=w0.dtype, device=w0.device)
+    iterates[0] = w0
+    for t in range(nb_steps):
+        iterates[t + 1] = iterates[t] - eta * grad_fn(iterates[t].clone())
+    return iterates
+    ### END SOLUTION
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_gradient_descent", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# gradient_descent: every iterate, w0 first, each one step w - eta * grad_fn(w) from the previous one
+
+
+def check_descent(grad_fn, w0, eta, nb_steps, expected, label):
+    got = checks.call(gradient_descent, grad_fn, w0.clone(), eta, nb_steps)
+    name = f"gradient_descent{label}"
+    if isinstance(got, torch.Tensor):
+        d = w0.numel()
+        if got.shape == w0.shape and nb_steps > 0:
+            raise AssertionError(
+                f"{name} returned one vector of shape {tuple(got.shape)}: return every iterate, stacked "
+                f"into a ({nb_steps + 1}, {d}) tensor whose row 0 is w0 (diagnosis: last_only)"
+            )
+        if tuple(got.shape) == (nb_steps, d):
+            raise AssertionError(
+                f"{name} returned {nb_steps} rows: the result has nb_steps + 1 = {nb_steps + 1} rows, "
+                "starting with w0 itself (diagnosis: missing_w0)"
+            )
+        if got.shape == expected.shape and nb_steps > 1 and bool((got == got[-1]).all()):
+            raise AssertionError(
+                f"{name}: every row is the same vector. The list probably holds the same tensor several "
+                "times while it is updated in place; store a copy (w.clone()) or compute a new tensor "
+                "at each step (diagnosis: aliasing)"
+            )
+    checks.assert_close(got, expected, name=name)
+
+
+target = torch.tensor([1.0, -2.0], dtype=torch.float64)
+calls = []
+
+
+def pull_to_target(w):  # the gradient of 0.5 * ||w - target||^2, recording where it is asked for
+    calls.append(w.detach().clone())
+    return w - target
+
+
+w0 = torch.tensor([3.0, 0.5], dtype=torch.float64)
+eta, nb_steps = 0.25, 6
+t = torch.arange(nb_steps + 1, dtype=torch.float64)[:, None]
+expected = target + (1 - eta) ** t * (w0 - target)  # the distance to the target shrinks by 1 - eta per step
+got = checks.call(gradient_descent, pull_to_target, w0.clone(), eta, nb_steps)
+if isinstance(got, torch.Tensor) and got.shape == expected.shape and torch.allclose(
+    got.detach().to(torch.float64), target + (1 + eta) ** t * (w0 - target)
+):
+    raise AssertionError(
+        "gradient_descent moves uphill: it adds eta * grad_fn(w); subtract it (diagnosis: sign)"
+    )
+if len(calls) < nb_steps:
+    raise AssertionError(
+        f"gradient_descent called grad_fn {len(calls)} times for nb_steps={nb_steps}; each step needs the "
+        "gradient at the current iterate (diagnosis: values)"
+    )
+check_descent(pull_to_target, w0, eta, nb_steps, expected, "(pull_to_target, w0, eta=0.25, nb_steps=6)")
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(42)
+for d, eta, nb_steps in ((1, 0.3, 5), (3, 0.1, 12), (5, 0.05, 20), (2, 1.7, 3)):
+    M = torch.randn(d, d, generator=gen, dtype=torch.float64)
+    c = torch.randn(d, generator=gen, dtype=torch.float64)
+
+    def hidden_grad(w, M=M, c=c):
+        return torch.sin(M @ w) + 0.5 * w - c
+
+    point = torch.randn(d, generator=gen, dtype=torch.float64)
+    rows = [point.clone()]
+    for _ in range(nb_steps):
+        rows.append(rows[-1] - eta * hidden_grad(rows[-1]))
+    check_descent(hidden_grad, point, eta, nb_steps, torch.stack(rows), f" (D={d}, eta={eta}, nb_steps={nb_steps})")
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_gradient_descent_inputs", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# gradient_descent: keeps w0's dtype, leaves w0 unchanged, row 0 is exactly w0, and nb_steps = 0 gives just w0
+for dtype in (torch.float32, torch.float64):
+    w0 = torch.tensor([0.5, -1.5, 2.0], dtype=dtype)
+    before = w0.clone()
+    got = checks.call(gradient_descent, lambda w: 2 * w, w0, 0.1, 3)
+    factors = torch.tensor([1.0, 0.8, 0.64, 0.512], dtype=torch.float64)[:, None]
+    checks.assert_close(got, factors * before.to(torch.float64), name=f"gradient_descent on 0.5 * 2 ||w||^2 ({dtype})",
+                        dtype=dtype)
+    if not torch.equal(w0, before):
+        raise AssertionError(
+            "gradient_descent changed w0: an in-place update (w -= ...) on w0 itself modifies the caller's "
+            "tensor; start from w0.clone() (diagnosis: modified_input)"
+        )
+    if not torch.equal(got[0], before):
+        raise AssertionError("gradient_descent: row 0 must be exactly w0 (diagnosis: missing_w0)")
+    none = checks.call(gradient_descent, lambda w: 2 * w, w0, 0.1, 0)
+    checks.assert_close(none, before[None, :], name=f"gradient_descent with nb_steps=0 ({dtype})", dtype=dtype)
+### BEGIN HIDDEN TESTS
+one = torch.tensor([4.0], dtype=torch.float64)
+got = checks.call(gradient_descent, lambda w: w - 1, one.clone(), 0.5, 4)
+checks.assert_close(got, torch.tensor([[4.0], [2.5], [1.75], [1.375], [1.1875]], dtype=torch.float64),
+                    name="gradient_descent with D=1")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 5. A wavy bowl and two step sizes
+#
+# Here is the lab's 1-D non-convex function, $f(w) = w^2/4 + \sin(2w)$. Its global minimum lies near
+# $w \approx -0.70$ and has curvature $f''(w) = 1/2 - 4\sin(2w) \approx 4.44$ there. We start at
+# $w_0 = -2.5$ and compare the lecture's two step sizes. Each thin blue parabola is the local model
+# $\tilde f_{w_t}$ built by **your** `local_quadratic_model` at the iterate $w_t$; its lowest point is
+# the next iterate.
+
+# %%
+def wavy_grad(w):
+    x = w.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(gd_figures.wavy_bowl(x).sum(), x)
+    return g
+
+
+with needs("gradient_descent", "local_quadratic_model"):
+    start = torch.tensor([gd_figures.WAVY_BOWL_START], dtype=torch.float64)
+    fig, axes = plots.new_figure(1, 2, size=(5.0, 3.6))
+    for ax, eta in zip(axes[0], (0.125, 0.5), strict=True):
+        path = gradient_descent(wavy_grad, start, eta, 12)
+        models = gd_figures.parabolas_from_model(local_quadratic_model, gd_figures.wavy_bowl, path[:-1, 0].tolist(), eta)
+        gd_figures.draw_descent_1d(ax, gd_figures.wavy_bowl, path, models, title=f"eta = {eta}")
+        print(f"eta = {eta}: " + " ".join(f"{v:.3f}" for v in path[:, 0].tolist()))
+    display(fig)
+
+# %% [markdown]
+# With $\eta = 0.125$ the models are narrow bowls ($1/(2\eta) = 4$ is larger than most of the curvature
+# they stand in for), every step is a safe one, and the iterates slide into the minimum. With
+# $\eta = 0.5$ the models are wide ($1/(2\eta) = 1$): they dip below the real function and each step
+# overshoots. Near the minimum the multiplier of the error, $1 - \eta f'' \approx 1 - 0.5 \times 4.44 = -1.22$,
+# is larger than 1 in size, so the minimum repels the iterates; they end up jumping back and forth
+# between $w \approx -1.06$ and $w \approx -0.27$ forever, never settling. Section 6 makes this exact.
+#
+# Explore it yourself: change the step size, the start point and the number of steps. Try a start
+# to the right of the bump at $w \approx 0.9$, and step sizes between 0.4 and 0.5: near
+# $2 / 4.44 \approx 0.45$ the iterates stop settling in the global minimum.
+
+# %%
+explorer = widgets.gd.explorer_1d(gradient_descent, local_model=local_quadratic_model)
+explorer
+
+
+# %% [markdown]
+# ## 6. Quadratics: where everything can be computed
+#
+# Close to a minimum, a smooth loss looks like a quadratic, so quadratics tell us what step sizes do.
+# Take a symmetric positive definite matrix $A$ and
+#
+# $$\mathcal{L}(w) = \tfrac12 w^\top A w - b^\top w, \qquad \nabla \mathcal{L}(w) = A w - b,$$
+#
+# minimised at $w^\star = A^{-1} b$. (The gradient of $\tfrac12 w^\top A w$ is $\tfrac12 (A + A^\top) w$,
+# which is $A w$ because $A$ is symmetric.)
+#
+# **Exercises.** Write `quadratic_loss(w, A, b)`, a scalar tensor, and `quadratic_grad(w, A, b)`, its
+# gradient written by hand (no autograd), both in the dtype of the inputs.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "quadratic_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def quadratic_loss(w, A, b):
+    """L(w) = 0.5 * w^T A w - b^T w, a scalar tensor"""
+    ### BEGIN SOLUTION
+    return 0.5 * (w @ A @ w) - b @ w
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_quadratic_loss", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# quadratic_loss: the scalar 0.5 * w^T A w - b^T w
+A = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+b = torch.tensor([1.0, -1.0], dtype=torch.float64)
+w = torch.tensor([0.5, 2.0], dtype=torch.float64)
+# w^T A w = 3 * 0.25 + 2 * (1 * 0.5 * 2) + 2 * 4 = 10.75 and b^T w = -1.5
+checks.assert_close(checks.call(quadratic_loss, w, A, b), torch.tensor(0.5 * 10.75 + 1.5, dtype=torch.float64),
+                    name="quadratic_loss(w, A, b)")
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(5)
+for d in (1, 3, 6):
+    R = torch.randn(d, d, generator=gen, dtype=torch.float64)
+    A = R @ R.T + torch.eye(d, dtype=torch.float64)
+    b = torch.randn(d, generator=gen, dtype=torch.float64)
+    w = torch.randn(d, generator=gen, dtype=torch.float64)
+    expected = 0.5 * torch.einsum("i,ij,j->", w, A, w) - torch.einsum("i,i->", b, w)
+    checks.assert_close(checks.call(quadratic_loss, w, A, b), expected, name=f"quadratic_loss with D={d}")
+    checks.assert_close(checks.call(quadratic_loss, w.float(), A.float(), b.float()), expected,
+                        name=f"quadratic_loss in float32 with D={d}", dtype=torch.float32)
+### END HIDDEN TESTS
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "quadratic_grad", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def quadratic_grad(w, A, b):
+    """grad L(w) = A w - b (A symmetric), written by hand"""
+    ### BEGIN SOLUTION
+    return A @ w - b
+    ### END SOLUTION
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_quadratic_grad", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# quadratic_grad: the gradient of 0.5 * w^T A w - b^T w, compared with torch.autograd
+
+
+def check_quadratic_grad(w, A, b, label):
+    x = w.detach().clone().to(torch.float64).requires_grad_(True)
+    A64, b64 = A.to(torch.float64), b.to(torch.float64)
+    (expected,) = torch.autograd.grad(0.5 * torch.einsum("i,ij,j->", x, A64, x) - b64 @ x, x)
+    checks.assert_close(checks.call(quadratic_grad, w, A, b), expected, name=f"quadratic_grad{label}", dtype=w.dtype)
+
+
+check_quadratic_grad(torch.tensor([0.5, 2.0], dtype=torch.float64),
+                     torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64),
+                     torch.tensor([1.0, -1.0], dtype=torch.float64), "(w, A, b) with a 2x2 A")
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(6)
+for d in (1, 4, 7):
+    R = torch.randn(d, d, generator=gen, dtype=torch.float64)
+    A = R @ R.T + 0.1 * torch.eye(d, dtype=torch.float64)
+    b = torch.randn(d, generator=gen, dtype=torch.float64)
+    w = torch.randn(d, generator=gen, dtype=torch.float64)
+    check_quadratic_grad(w, A, b, f" with D={d}")
+    check_quadratic_grad(w.float(), A.float(), b.float(), f" in float32 with D={d}")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Finite differences check a gradient written by hand: here is yours against `numerical_gradient` on a
+# random 5-dimensional quadratic, in float64.
+
+# %%
+with needs("quadratic_loss", "quadratic_grad", "numerical_gradient"):
+    gen = torch.Generator().manual_seed(0)
+    R = torch.randn(5, 5, generator=gen, dtype=torch.float64)
+    A5, b5 = R @ R.T + torch.eye(5, dtype=torch.float64), torch.randn(5, generator=gen, dtype=torch.float64)
+    w5 = torch.randn(5, generator=gen, dtype=torch.float64)
+    by_hand = quadratic_grad(w5, A5, b5)
+    by_differences = numerical_gradient(lambda v: quadratic_loss(v, A5, b5), w5)
+    print("by hand:           ", [round(v, 6) for v in by_hand.tolist()])
+    print("finite differences:", [round(v, 6) for v in by_differences.tolist()])
+    print(f"largest difference: {(by_hand - by_differences).abs().max().item():.2e}")
+
+
+# %% [markdown]
+# ### Each eigen-direction on its own
+#
+# Write the error as $e_t = w_t - w^\star$. Because $A w^\star = b$, one step gives
+#
+# $$e_{t+1} = e_t - \eta (A w_t - b) = e_t - \eta A e_t = (I - \eta A)\, e_t .$$
+#
+# Diagonalise $A = Q \Lambda Q^\top$ with orthonormal eigenvectors $q_i$ and eigenvalues $\lambda_i > 0$. In
+# those coordinates the directions do not interact: the component of the error along $q_i$ is
+# **multiplied by $1 - \eta \lambda_i$ at every step**. So each direction is in one of three regimes:
+#
+# | factor $1 - \eta\lambda_i$ | what the component does |
+# | --- | --- |
+# | between 0 and 1 ($\eta \le 1/\lambda_i$) | shrinks, keeping its sign: **monotone** |
+# | between -1 and 0 ($1/\lambda_i < \eta < 2/\lambda_i$) | shrinks, flipping sign every step: **oscillating** |
+# | $\le -1$ ($\eta \ge 2/\lambda_i$) | never shrinks: **divergent** (exactly -1 bounces forever) |
+#
+# The whole error shrinks at the rate of the worst direction, $\rho(\eta) = \max_i |1 - \eta\lambda_i|$,
+# which involves only $\lambda_{\min}$ and $\lambda_{\max}$. Three consequences:
+#
+# * the iterates converge for every start only if $\eta < 2 / \lambda_{\max}$: the steepest direction
+#   limits the step;
+# * the best constant step balances the two extremes, $1 - \eta\lambda_{\min} = -(1 - \eta\lambda_{\max})$,
+#   which gives $\eta^\star = 2 / (\lambda_{\min} + \lambda_{\max})$;
+# * at that step the rate is $\rho^\star = \frac{\lambda_{\max} - \lambda_{\min}}{\lambda_{\max} + \lambda_{\min}} = \frac{\kappa - 1}{\kappa + 1}$,
+#   where $\kappa = \lambda_{\max} / \lambda_{\min}$ is the **condition number**. Nothing but $\kappa$ matters.
+#
+# **Exercises.** For a symmetric positive definite `A` (use `torch.linalg.eigvalsh`):
+#
+# * `max_stable_step(A)`: the Python float $2 / \lambda_{\max}$;
+# * `best_constant_step(A)`: the Python float $2 / (\lambda_{\min} + \lambda_{\max})$;
+# * `step_regime(A, eta)`: `'divergent'` if $\max_i |1 - \eta\lambda_i| \ge 1$, else `'oscillating'` if some
+#   $1 - \eta\lambda_i < 0$, else `'monotone'`. Note the borders: at $\eta = 2/\lambda_{\max}$ the factor is
+#   exactly $-1$ and the run is divergent; at $\eta = 1/\lambda_{\max}$ it is exactly 0, which is not
+#   negative, so the run is monotone.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "max_stable_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def max_stable_step(A):
+    """2 / lambda_max(A), a Python float"""
+    ### BEGIN SOLUTION
+    eigenvalues = torch.linalg.eigvalsh(A)
+    return 2.0 / eigenvalues.max().item()
+    ### END SOLUTION
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_max_stable_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# max_stable_step: the Python float 2 / lambda_max, on matrices whose eigenvalues are known
+
+
+def check_max_step(A, lam_min, lam_max, label):
+    got = checks.call(max_stable_step, A)
+    if isinstance(got, float) and math.isclose(got, 1 / lam_max, rel_tol=1e-9):
+        raise AssertionError(
+            f"max_stable_step{label} returned 1 / lambda_max = {got}: that is where oscillations start; "
+            "the iterates still converge up to 2 / lambda_max (diagnosis: scaled)"
+        )
+    if isinstance(got, float) and lam_min != lam_max and math.isclose(got, 2 / lam_min, rel_tol=1e-9):
+        raise AssertionError(
+            f"max_stable_step{label} used the smallest eigenvalue; the largest one limits the step "
+            "(diagnosis: lambda_min)"
+        )
+    checks.assert_python_float(got, 2 / lam_max, name=f"max_stable_step{label}", rtol=1e-9)
+
+
+check_max_step(torch.diag(torch.tensor([0.5, 4.0, 1.0], dtype=torch.float64)), 0.5, 4.0, "(diag(0.5, 4, 1))")
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(11)
+for d in (1, 2, 5):
+    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    lams = 2.0 ** torch.randint(-4, 5, (d,), generator=gen).to(torch.float64)
+    A = Q @ torch.diag(lams) @ Q.T
+    A = (A + A.T) / 2
+    check_max_step(A, lams.min().item(), lams.max().item(), f" on a random {d}x{d} matrix")
+check_max_step(torch.diag(torch.tensor([8.0, 0.125], dtype=torch.float32)), 0.125, 8.0, " on a float32 matrix")
+### END HIDDEN TESTS
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "best_constant_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def best_constant_step(A):
+    """2 / (lambda_min(A) + lambda_max(A)), a Python float"""
+    ### BEGIN SOLUTION
+    eigenvalues = torch.linalg.eigvalsh(A)  # in ascending order
+    return 2.0 / (eigenvalues[0] + eigenvalues[-1]).item()
+    ### END SOLUTION
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_best_constant_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# best_constant_step: the Python float 2 / (lambda_min + lambda_max), on matrices whose eigenvalues are known
+
+
+def check_best_step(A, lam_min, lam_max, label):
+    got = checks.call(best_constant_step, A)
+    if isinstance(got, float) and math.isclose(got, 1 / (lam_min + lam_max), rel_tol=1e-9):
+        raise AssertionError(
+            f"best_constant_step{label} returned 1 / (lambda_min + lambda_max); the balance "
+            "1 - eta * lambda_min = eta * lambda_max - 1 gives 2 / (lambda_min + lambda_max) (diagnosis: scaled)"
+        )
+    checks.assert_python_float(got, 2 / (lam_min + lam_max), name=f"best_constant_step{label}", rtol=1e-9)
+
+
+check_best_step(torch.diag(torch.tensor([0.5, 4.0, 1.0], dtype=torch.float64)), 0.5, 4.0, "(diag(0.5, 4, 1))")
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(12)
+for d in (1, 2, 6):
+    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    lams = 2.0 ** torch.randint(-4, 5, (d,), generator=gen).to(torch.float64)
+    A = Q @ torch.diag(lams) @ Q.T
+    A = (A + A.T) / 2
+    check_best_step(A, lams.min().item(), lams.max().item(), f" on a random {d}x{d} matrix")
+check_best_step(torch.diag(torch.tensor([8.0, 0.125], dtype=torch.float32)), 0.125, 8.0, " on a float32 matrix")
+### END HIDDEN TESTS
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "step_regime", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def step_regime(A, eta):
+    """'divergent' if max |1 - eta lambda_i| >= 1, else 'oscillating' if some 1 - eta lambda_i < 0, else 'monotone'"""
+    ### BEGIN SOLUTION
+    factors = 1 - eta * torch.linalg.eigvalsh(A)
+    if factors.abs().max() >= 1:
+        return "divergent"
+    if (factors < 0).any():
+        return "oscillating"
+    return "monotone"
+    ### END SOLUTION
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_step_regime", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# step_regime: the regime named from the factors 1 - eta * lambda_i, including the two borders
+
+
+def check_regime(A, eta, expected, why, label, border=False):
+    got = checks.call(step_regime, A, eta)
+    if not isinstance(got, str):
+        raise AssertionError(
+            f"step_regime{label} must return one of the strings 'monotone', 'oscillating', 'divergent'; "
+            f"got {type(got).__name__} {got!r} (diagnosis: wrong_dtype)"
+        )
+    if got != expected:
+        raise AssertionError(
+            f"step_regime{label} with eta={eta}: expected {expected!r}, got {got!r}. {why} "
+            f"(diagnosis: {'border' if border else 'values'})"
+        )
+
+
+A = torch.diag(torch.tensor([0.25, 1.0, 4.0], dtype=torch.float64))
+label = "(diag(0.25, 1, 4), eta)"
+check_regime(A, 0.125, "monotone", "Every factor 1 - eta * lambda is between 0 and 1.", label)
+check_regime(A, 0.375, "oscillating", "1 - 0.375 * 4 = -0.5 is negative but smaller than 1 in size.", label)
+check_regime(A, 0.75, "divergent", "1 - 0.75 * 4 = -2: that direction grows.", label)
+check_regime(A, 0.5, "divergent", "At eta = 2 / lambda_max the factor 1 - eta * lambda_max is exactly -1: "
+             "that component never shrinks, and the rule says |factor| >= 1 is divergent.", label, border=True)
+check_regime(A, 0.25, "monotone", "At eta = 1 / lambda_max the factor 1 - eta * lambda_max is exactly 0, "
+             "which is not negative.", label, border=True)
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(13)
+for d in (1, 2, 3, 5):
+    lams = 2.0 ** torch.randint(-3, 4, (d,), generator=gen).to(torch.float64)
+    lam_max = lams.max().item()
+    perm = torch.randperm(d, generator=gen)
+    A = torch.diag(lams)[perm][:, perm]  # a permuted diagonal: its eigenvalues are exact
+    lab = f" on a {d}x{d} matrix with eigenvalues {sorted(lams.tolist())}"
+    check_regime(A, 2 / lam_max, "divergent", "eta = 2 / lambda_max is divergent.", lab, border=True)
+    check_regime(A, 1 / lam_max, "monotone", "eta = 1 / lambda_max is monotone.", lab, border=True)
+    check_regime(A, 1.5 / lam_max, "oscillating", "", lab)
+    check_regime(A, 0.5 / lam_max, "monotone", "", lab)
+    check_regime(A, 3 / lam_max, "divergent", "", lab)
+    check_regime(A.float(), 2 / lam_max, "divergent", "In float32 too.", lab + " (float32)", border=True)
+    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    B = Q @ torch.diag(lams) @ Q.T
+    B = (B + B.T) / 2
+    for scale, expected in ((0.3, "monotone"), (0.9, "monotone"), (1.2, "oscillating"), (1.9, "oscillating"),
+                            (2.1, "divergent")):
+        check_regime(B, scale / lam_max, expected, "", f" on a random {d}x{d} matrix, eta = {scale} / lambda_max")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### The three regimes on a valley
+#
+# Take $\lambda_{\min} = 0.1$ and $\lambda_{\max} = 1$ ($\kappa = 10$), rotated by 30 degrees, and start
+# from the same point with three step sizes. The titles come from your `step_regime`; the red
+# trajectories from your `gradient_descent` and `quadratic_grad`.
+
+# %%
+A_valley = gd_figures.quadratic_matrix(0.1, 1.0, 30.0)
+b_zero = torch.zeros(2, dtype=torch.float64)
+start_2d = torch.tensor([-2.5, 1.0], dtype=torch.float64)
+valley_steps = (0.8, 1.6, 2.05)
+
+with needs("gradient_descent", "quadratic_grad", "step_regime"):
+    fig, axes = plots.new_figure(1, 3, size=(3.4, 3.4))
+    for ax, eta in zip(axes[0], valley_steps, strict=True):
+        path = gradient_descent(lambda w: quadratic_grad(w, A_valley, b_zero), start_2d, eta, 25)
+        gd_figures.draw_quadratic_2d(ax, 0.1, 1.0, 30.0, path, title=f"eta = {eta}: {step_regime(A_valley, eta)}")
+    display(fig)
+
+# %% [markdown]
+# With $\eta = 0.8$ both components shrink without changing sign, but the one along the flat
+# direction only by $1 - 0.08 = 0.92$ per step: the steep component is gone after a few steps, and then
+# the iterates creep along the valley floor (after 25 steps, $0.92^{25} \approx 0.12$ of the flat
+# component is still left). With $\eta = 1.6$ the steep component flips sign each step (factor $-0.6$), a
+# zig-zag across the valley. With $\eta = 2.05$ the steep component grows by a factor $1.05$ per step
+# and the iterates leave.
+#
+# The map below shows the rate $\rho = \max_i|1 - \eta\lambda_i|$ over the step size (in units of
+# $1/\lambda_{\max}$) and the condition number. Left of the dashed line all directions are monotone; between
+# the lines the steep ones oscillate; right of the red line nothing converges. The white curve is the
+# best constant step, and the red circles are the three runs above. As $\kappa$ grows, even the best rate
+# $(\kappa-1)/(\kappa+1)$ creeps towards 1.
+
+# %%
+fig, ax = plots.new_figure(size=(6.2, 4.3))
+gd_figures.rate_map(ax, marks=[(eta * 1.0, 10.0) for eta in valley_steps])
+fig
+
+# %% [markdown]
+# Now move the sliders: step size $\eta\lambda_{\max}$, condition number, rotation and number of steps.
+# The right panel compares the distance to the minimum with the prediction $\rho^t \|w_0\|$. Check that
+# the rotation changes nothing but the picture's orientation (gradient descent does not care about
+# the coordinate axes), and find the step that makes the observed rate smallest for $\kappa = 10$.
+
+# %%
+explorer2 = widgets.gd.explorer_2d(gradient_descent)
+explorer2
+
+# %% [markdown]
+# ## 7. Conditioning and slow valleys
+#
+# With the best constant step, the error shrinks by $(\kappa-1)/(\kappa+1) \approx 1 - 2/\kappa$ per step,
+# so reaching a relative error $\varepsilon$ takes about $\frac{\kappa}{2} \ln(1/\varepsilon)$ steps:
+# **the number of steps grows linearly with the condition number.** The cell counts the steps your
+# `gradient_descent` needs to divide the distance to the minimum by $10^6$ with `best_constant_step`, and
+# compares with the prediction.
+
+# %%
+with needs("gradient_descent", "quadratic_grad", "best_constant_step"):
+    kappas = [1.5, 3, 10, 30, 100]
+    measured, predicted = [], []
+    for kappa in kappas:
+        A_k = gd_figures.quadratic_matrix(1.0 / kappa, 1.0, 20.0)
+        eta_k = best_constant_step(A_k)
+        path = gradient_descent(lambda w: quadratic_grad(w, A_k, b_zero), start_2d, eta_k, 1000)
+        distance = path.norm(dim=1) / start_2d.norm()
+        measured.append(int((distance > 1e-6).sum()))
+        predicted.append(math.log(1e6) / -math.log((kappa - 1) / (kappa + 1)))
+        print(f"kappa = {kappa:6.1f}: best step {eta_k:.4f}, {measured[-1]:5d} steps (theory {predicted[-1]:7.1f})")
+    fig, ax = plots.new_figure(size=(5.0, 3.4))
+    ax.loglog(kappas, measured, "o", label="measured")
+    ax.loglog(kappas, predicted, "-", label=r"$\ln(10^6) / \ln\frac{\kappa+1}{\kappa-1}$")
+    ax.set_xlabel("condition number")
+    ax.set_ylabel("steps to divide the error by 1e6")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    display(fig)
+
+
+# %% [markdown]
+# A loss surface with some directions a hundred times steeper than others forces a step small enough
+# for the steep ones, and the flat ones then crawl: a long narrow valley. Deep networks have badly
+# conditioned losses, which is why normalising the inputs (as we do below) and, later, optimisers that
+# adapt the step per direction matter so much.
+#
+# ## 8. Training the lecture's network with a hand-written update
+#
+# The lecture trains a one-hidden-layer network to tell the digit "5" from all the others:
+#
+# * model `nn.Sequential(nn.Linear(D, 200), nn.ReLU(), nn.Linear(200, 1))`;
+# * loss: the mean squared error between the output (flattened with `.view(-1)`) and the 0/1 target;
+# * each step: forward on the whole training set, `zero_grad`, `backward`, then for every parameter
+#   $p \leftarrow p - \eta\, \partial \mathcal{L}/\partial p$, done on the data without recording it
+#   in the graph (`with torch.no_grad():` or `p.detach()`);
+# * no `torch.optim`: the update is the point of this lab.
+#
+# **Exercise.** Write `train_mlp_gd(x, y, nb_steps, eta)`: create the model inside the function, run
+# `nb_steps` steps, and return `(model, losses)` where `losses[t]` is the Python float loss **before**
+# update `t`.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "train_mlp_gd", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def train_mlp_gd(x, y, nb_steps, eta):
+    """Full-batch gradient descent on mean((model(x).view(-1) - y)^2); each step p <- p - eta * p.grad by hand"""
+    ### BEGIN SOLUTION
+    model = nn.Sequential(nn.Linear(x.shape[1], 200), nn.ReLU(), nn.Linear(200, 1))
+    losses = []
+    for _ in range(nb_steps):
+        yhat = model(x).view(-1)  # (N,)
+        loss = ((yhat - y) ** 2).mean()
+        losses.append(loss.item())
+        model.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= eta * p.grad
+    return model, losses
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_train_mlp_gd_model", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# train_mlp_gd: returns (model, losses), the model is Sequential(Linear(D, 200), ReLU(), Linear(200, 1)), losses are nb_steps Python floats
+gen = torch.Generator().manual_seed(0)
+x = torch.randn(120, 6, generator=gen)
+y = (x[:, 0] - x[:, 1] > 0).float()
+torch.manual_seed(0)
+out = checks.call(train_mlp_gd, x, y, 5, 0.05)
+if not (isinstance(out, tuple) and len(out) == 2):
+    raise AssertionError(f"train_mlp_gd must return the pair (model, losses); got {type(out).__name__} (diagnosis: wrong_return)")
+model, losses = out
+layers = list(model) if isinstance(model, nn.Sequential) else None
+kinds = [type(layer).__name__ for layer in layers] if layers is not None else None
+if kinds != ["Linear", "ReLU", "Linear"]:
+    raise AssertionError(
+        "train_mlp_gd: the model must be nn.Sequential(nn.Linear(D, 200), nn.ReLU(), nn.Linear(200, 1)); got "
+        + (f"a Sequential of {kinds}" if kinds is not None else f"a {type(model).__name__}")
+        + " (diagnosis: architecture)"
+    )
+sizes = (layers[0].in_features, layers[0].out_features, layers[2].in_features, layers[2].out_features)
+if sizes != (6, 200, 200, 1):
+    raise AssertionError(
+        f"train_mlp_gd: the layers have sizes Linear({sizes[0]}, {sizes[1]}) and Linear({sizes[2]}, {sizes[3]}); "
+        "expected Linear(D, 200) with D = x.shape[1] = 6, then Linear(200, 1) (diagnosis: architecture)"
+    )
+if not isinstance(losses, list):
+    raise AssertionError(f"train_mlp_gd: losses must be a list, got {type(losses).__name__} (diagnosis: wrong_return)")
+checks.assert_equal(len(losses), 5, name="len(losses) for nb_steps=5")
+for t, value in enumerate(losses):
+    if isinstance(value, torch.Tensor):
+        raise AssertionError(
+            f"train_mlp_gd: losses[{t}] is a tensor; store loss.item(), a Python float (a stored tensor also keeps "
+            "its whole graph alive) (diagnosis: wrong_dtype)"
+        )
+    if not isinstance(value, float):
+        raise AssertionError(
+            f"train_mlp_gd: losses[{t}] is a {type(value).__name__}; store loss.item(), a Python float "
+            "(diagnosis: wrong_dtype)"
+        )
+    if not math.isfinite(value):
+        raise AssertionError(f"train_mlp_gd: losses[{t}] = {value} is not finite (diagnosis: nan)")
+### BEGIN HIDDEN TESTS
+torch.manual_seed(3)
+x1 = torch.randn(1, 3)
+out = checks.call(train_mlp_gd, x1, torch.tensor([1.0]), 2, 0.1)
+model, losses = out
+checks.assert_equal((model[0].in_features, len(losses)), (3, 2), name="(in_features, len(losses)) for one sample with D=3")
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_train_mlp_gd_rule", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# train_mlp_gd: each step changes every parameter by exactly -eta * its gradient, losses[t] is the loss before step t, no torch.optim
+
+
+def check_update_rule(x, y, nb_steps, eta, seed, label):
+    snapshots = []
+
+    def record(module, args):  # the parameters in use at every forward pass of the whole model
+        if isinstance(module, nn.Sequential):
+            snapshots.append([p.detach().clone() for p in module.parameters()])
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError(
+            f"train_mlp_gd created a torch.optim optimizer ({type(self).__name__}); this exercise asks for the "
+            "update written by hand: p <- p - eta * p.grad under torch.no_grad() (diagnosis: policy)"
+        )
+
+    original_init = torch.optim.Optimizer.__init__
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    torch.optim.Optimizer.__init__ = refuse
+    try:
+        torch.manual_seed(seed)
+        model, losses = checks.call(train_mlp_gd, x, y, nb_steps, eta)
+    finally:
+        handle.remove()
+        torch.optim.Optimizer.__init__ = original_init
+    names = [n for n, _ in model.named_parameters()]
+    states = []
+    for snap in snapshots + [[p.detach().clone() for p in model.parameters()]]:
+        if not states or not all(torch.equal(a, b) for a, b in zip(states[-1], snap, strict=True)):
+            states.append(snap)
+    if len(states) != nb_steps + 1:
+        raise AssertionError(
+            f"train_mlp_gd{label}: the parameters took {len(states) - 1} different steps for nb_steps={nb_steps} "
+            "(watched through the calls model(x)); each step must run model(x) on the whole set and update "
+            "every parameter once (diagnosis: step_count)"
+        )
+    reference = nn.Sequential(nn.Linear(x.shape[1], 200), nn.ReLU(), nn.Linear(200, 1)).double()
+    x64, y64 = x.double(), y.double()
+    summed = None
+    for t in range(nb_steps):
+        with torch.no_grad():
+            for p, value in zip(reference.parameters(), states[t], strict=True):
+                p.copy_(value)
+        reference.zero_grad()
+        loss = ((reference(x64).view(-1) - y64) ** 2).mean()
+        loss.backward()
+        grads = [p.grad.clone() for p in reference.parameters()]
+        summed = grads if summed is None else [s + g for s, g in zip(summed, grads, strict=True)]
+        if not math.isclose(losses[t], loss.item(), rel_tol=1e-4, abs_tol=1e-6):
+            with torch.no_grad():
+                broadcast = ((reference(x64) - y64) ** 2).mean().item()
+            if math.isclose(losses[t], broadcast, rel_tol=1e-4, abs_tol=1e-6):
+                raise AssertionError(
+                    f"train_mlp_gd{label}: losses[{t}] = {losses[t]:.6g} is the mean of (model(x) - y)^2 with "
+                    "model(x) of shape (N, 1) and y of shape (N,), which broadcasts to (N, N); flatten the "
+                    f"output with .view(-1) first (expected {loss.item():.6g}) (diagnosis: broadcast)"
+                )
+            raise AssertionError(
+                f"train_mlp_gd{label}: losses[{t}] = {losses[t]:.6g}, but the mean squared error of the model "
+                f"before update {t} is {loss.item():.6g}; record loss.item() before the update "
+                "(diagnosis: values)"
+            )
+        for k, name in enumerate(names):
+            change = states[t + 1][k] - states[t][k]
+            expected = -eta * grads[k]
+            mismatch = checks.compare(change, expected, dtype=change.dtype)
+            if mismatch is not None:
+                if t > 0 and checks.compare(change, -eta * summed[k], dtype=change.dtype) is None:
+                    raise AssertionError(
+                        f"train_mlp_gd{label}: at step {t} the update of {name} used the sum of all gradients so "
+                        "far; .grad accumulates across backward() calls, so call model.zero_grad() before "
+                        "each backward (diagnosis: grad_not_zeroed)"
+                    )
+                raise AssertionError(mismatch.message(f"train_mlp_gd{label}: the change of {name} at step {t}, "
+                                                      "compared with -eta * its gradient"))
+
+
+gen = torch.Generator().manual_seed(1)
+x = torch.randn(80, 5, generator=gen)
+y = (x[:, 0] * x[:, 1] > 0).float()
+check_update_rule(x, y, 4, 0.5, 1, "(x, y, nb_steps=4, eta=0.5)")
+### BEGIN HIDDEN TESTS
+check_update_rule(torch.randn(1, 3, generator=gen), torch.tensor([1.0]), 3, 0.1, 4, " with one sample")
+x = torch.randn(50, 1, generator=gen)
+check_update_rule(x, (x[:, 0] > 0.3).float(), 2, 0.03, 5, " with D=1, eta=0.03")
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_train_mlp_gd_loss", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# train_mlp_gd: on an easy problem the training loss goes down (well below the constant predictor's) without torch.optim
+
+
+def refuse(self, *args, **kwargs):
+    raise AssertionError(
+        f"train_mlp_gd created a torch.optim optimizer ({type(self).__name__}); write the update by hand "
+        "(diagnosis: policy)"
+    )
+
+
+def reached_loss(x, y, nb_steps, eta, seed):
+    original_init = torch.optim.Optimizer.__init__
+    torch.optim.Optimizer.__init__ = refuse
+    try:
+        torch.manual_seed(seed)
+        model, losses = checks.call(train_mlp_gd, x, y, nb_steps, eta)
+    finally:
+        torch.optim.Optimizer.__init__ = original_init
+    with torch.no_grad():
+        final = ((model(x).view(-1) - y) ** 2).mean().item()
+    if not (len(losses) == nb_steps and losses[-1] < losses[0]):
+        raise AssertionError(f"train_mlp_gd: the loss did not decrease ({losses[:1]} ... {losses[-1:]}) (diagnosis: not_learning)")
+    return final
+
+
+gen = torch.Generator().manual_seed(2)
+x = torch.randn(200, 6, generator=gen)
+y = (x[:, 0] + 0.5 * x[:, 1] > 0).float()
+final = reached_loss(x, y, 200, 0.05, 2)
+if not final < 0.1:
+    raise AssertionError(
+        f"train_mlp_gd: after 200 steps with eta=0.05 the training loss is {final:.4f}; a correct gradient descent "
+        "gets below 0.1 on this easy problem (predicting a constant gives about 0.25) (diagnosis: not_learning)"
+    )
+### BEGIN HIDDEN TESTS
+x = torch.rand(150, 2, generator=gen) * 2 - 1
+y = ((x[:, 0] > 0) != (x[:, 1] > 0)).float()  # xor of the signs: needs the hidden layer
+final = reached_loss(x, y, 400, 0.1, 6)
+if not final < 0.12:
+    raise AssertionError(f"train_mlp_gd: the loss on a xor problem stays at {final:.4f} (diagnosis: not_learning)")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### "5" against the rest of the digits
+#
+# The lecture uses 1,000 MNIST images of 28x28 pixels; we use the first 1,000 of scikit-learn's 8x8
+# digits (about 100 of them are fives), keep the other 797 to test, and normalise the pixels with the
+# mean and standard deviation of the training set, as the lecture does. The step size is the lecture's,
+# $\eta = 10^{-2}$.
+
+# %%
+x_digits, y_digits = data.digits_binary("5 vs rest", labels="01")
+x_train, y_train = x_digits[:1000], y_digits[:1000]
+x_test, y_test = x_digits[1000:], y_digits[1000:]
+x_train, x_test = data.standardize(x_train, x_test)
+print(f"training set {tuple(x_train.shape)} with {int(y_train.sum())} fives; test set {tuple(x_test.shape)}")
+
+# %% [markdown]
+# `train_mlp_gd` returns only the losses, but the lecture's log also counts the misclassified images
+# (output above 0.5 means "5") every 100 steps. A **forward hook** lets us watch the network's output
+# at every forward pass without touching your function: `torch` calls it each time a module runs.
+
+# %%
+errors_at = {}
+
+
+def count_errors(module, args, output):
+    """Called after every module's forward; counts the errors of the whole network every 100 passes."""
+    if isinstance(module, nn.Sequential) and output.shape[0] == len(y_train):
+        step = count_errors.calls
+        count_errors.calls += 1
+        if step % 100 == 0:
+            errors_at[step] = int(((output.detach().view(-1) > 0.5).float() != y_train).sum())
+
+
+count_errors.calls = 0
+with needs("train_mlp_gd"):
+    handle = torch.nn.modules.module.register_module_forward_hook(count_errors)
+    try:
+        torch.manual_seed(0)
+        mlp, mlp_losses = train_mlp_gd(x_train, y_train, 1001, 1e-2)
+    finally:
+        handle.remove()
+    print("step  loss      errors")
+    for step, nb_errors in sorted(errors_at.items()):
+        print(f"{step:4d}  {mlp_losses[step]:.6f}  {nb_errors}")
+
+# %%
+with needs("train_mlp_gd"):
+    with torch.no_grad():
+        test_errors = int(((mlp(x_test).view(-1) > 0.5).float() != y_test).sum())
+    print(f"test errors: {test_errors} of {len(y_test)} ({100 * test_errors / len(y_test):.1f}%)")
+    fig, ax = plots.new_figure(size=(5.0, 3.2))
+    plots.loss_curves(ax, {"training loss": mlp_losses})
+    display(fig)
+
+# %% [markdown]
+# As in the lecture, the errors counted in the log are **training** errors: they fall to a handful
+# while the loss keeps decreasing slowly. The test errors say how well that transfers to images the
+# network never saw.
+#
+# ## Summary
+#
+# * The gradient is the direction of steepest ascent; a gradient step minimises the local model
+#   $\mathcal{L}(w_0) + \nabla\mathcal{L}(w_0)\cdot(w - w_0) + \|w - w_0\|^2/(2\eta)$.
+# * Central finite differences check any gradient, with an error of order $\epsilon^2$, in float64.
+# * On a quadratic, the error along eigenvector $i$ is multiplied by $1 - \eta\lambda_i$ per step: monotone
+#   below $1/\lambda_{\max}$, oscillating up to $2/\lambda_{\max}$, divergent from there. The best constant
+#   step $2/(\lambda_{\min}+\lambda_{\max})$ gives the rate $(\kappa-1)/(\kappa+1)$, so the number of steps
+#   grows with the condition number.
+# * Training a network is the same loop: forward, loss, `backward`, and `p -= eta * p.grad` for every
+#   parameter.

@@ -1,0 +1,1418 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 4 — Reverse-mode autograd on a DAG, and what `torch.autograd` does
+#
+# In this lab you build a small automatic-differentiation engine for scalars, then look at the real one.
+#
+# 1. **A `Value` engine.** A program is a sequence of primitive operations, each computed from its
+#    *parents*. You write the local backward rule of every primitive (`+`, `*`, `**`, `exp`, `log`,
+#    `sin`, `cos`, `tanh`, `relu`), an iterative `topological_order`, and `Value.backward`, the
+#    reverse sweep that applies the chain rule from the output back to the inputs.
+# 2. **The lecture's table, rebuilt.** The reverse-mode trace of $y = \ln x_1 + x_1 x_2 - \sin x_2$
+#    at $(2, 5)$ computed by your engine, printed beside the lecture's numbers.
+# 3. **Forward mode.** Dual numbers carry a derivative along with each value; one pass gives one
+#    directional derivative. You measure what that costs when there are many inputs.
+# 4. **A tensor DAG with weight sharing.** The lecture's network where `w1` is used twice, its
+#    gradient written by hand with Jacobian-vector products and checked against `torch.autograd`.
+# 5. **`torch.autograd` at work:** `requires_grad`, leaves, `.grad` accumulation, `zero_grad`,
+#    gradients of a sum of mini-batch losses, `autograd.grad`, `detach`, and the in-place error.
+#
+# The ideas follow the lectures: a program as primitive operations with parents and the reverse
+# sweep $\bar x_i = \sum_{j : i \in \pi(j)} \bar x_j \, \partial x_j / \partial x_i$; the
+# reverse-mode adjoint table; "addition distributes, multiplication switches, max routes"; forward
+# mode and its cost; and the DAG, weight sharing and autograd mechanics.
+#
+# Only the exercise cells are graded: put any helper function you write inside the exercise's cell.
+
+# %%
+import math
+import random
+import time
+
+import matplotlib.pyplot as plt
+import torch
+from backproplab import checks, data, env, graphs, needs, widgets
+from IPython.display import display
+
+# %%
+env.check_environment()
+
+
+# %% [markdown]
+# ## 1. A program as a graph of primitive operations
+#
+# Label the inputs $x_1, \dots, x_n$ and every intermediate result $x_{n+1}, \dots, x_N$. Each
+# result comes from one primitive $f_i$ applied to its parents $\pi(i)$:
+# $x_i = f_i(x_{\pi(i)})$. The forward pass runs $i = n+1, \dots, N$. For the backward pass write
+# $\bar x_i = \partial x_N / \partial x_i$ (the *adjoint* of $x_i$). Then $\bar x_N = 1$, and the
+# multidimensional chain rule gives, for $i = N-1, \dots, 1$,
+#
+# $$\bar x_i = \sum_{j \,:\, i \in \pi(j)} \bar x_j \, \frac{\partial x_j}{\partial x_i}.$$
+#
+# Turn the sum around: instead of *collecting* from all the children of $x_i$, let every node $j$,
+# once its adjoint is final, *push* $\bar x_j \, \partial x_j / \partial x_i$ into each of its
+# parents. A parent used by several children receives several pushes, and they **add up**.
+#
+# A `Value` holds one scalar: `data`, its adjoint `grad` (0.0 at the start), the tuple `_prev` of
+# the `Value`s it was computed from (`()` for a leaf; repeats allowed, `a + a` has `_prev = (a, a)`),
+# a short `_op` string, and a closure `_backward` that does the push for that one node. The forward
+# part of every operation is written for you. Yours is the body of each `_backward`:
+# add this node's `out.grad` times the local derivative into each parent's `grad`, **with `+=`**.
+# For example, `out = a * b` pushes `b.data * out.grad` into `a` and `a.data * out.grad` into `b`
+# ("multiplication switches"), and `out = a + b` pushes `out.grad` unchanged into both
+# ("addition distributes").
+#
+# `-`, `/`, unary minus and the reflected forms (`2 + a`, `2 / a`, ...) are built from the
+# primitives, as in micrograd, so they need no rule of their own. Finally `backward()` runs the
+# sweep: it needs an order in which every node comes after all its parents, which you write in
+# part 2 as `topological_order(root)`; `backward()` calls it.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "Value", "locked": false, "schema_version": 3, "solution": true, "task": false}
+class Value:
+    """A scalar node: data, grad = d(output)/d(self), _prev = the operands, _op = the operation."""
+
+    def __init__(self, data, _prev=(), _op=""):
+        self.data = float(data)
+        self.grad = 0.0
+        self._prev = tuple(_prev)
+        self._op = _op
+        self._backward = lambda: None  # a leaf has nothing to pass on
+
+    def __repr__(self):
+        return f"Value(data={self.data:.6g}, grad={self.grad:.6g})"
+
+    @staticmethod
+    def _lift(x):
+        return x if isinstance(x, Value) else Value(x)
+
+    # ---- primitive operations: the forward is given, the backward rule is yours ----
+
+    def __add__(self, other):
+        """out = self + other"""
+        other = Value._lift(other)
+        out = Value(self.data + other.data, (self, other), "+")
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad += out.grad
+            other.grad += out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    def __mul__(self, other):
+        """out = self * other"""
+        other = Value._lift(other)
+        out = Value(self.data * other.data, (self, other), "*")
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    def __pow__(self, k):
+        """out = self ** k, for a plain number k"""
+        if not isinstance(k, (int, float)):
+            raise TypeError("only a plain number exponent is supported")
+        out = Value(self.data**k, (self,), f"**{k:g}")
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad += k * self.data ** (k - 1) * out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    def exp(self):
+        """out = exp(self)"""
+        out = Value(math.exp(self.data), (self,), "exp")
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad += out.data * out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    def log(self):
+        """out = ln(self)"""
+        out = Value(math.log(self.data), (self,), "log")
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad += out.grad / self.data
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    def sin(self):
+        """out = sin(self)"""
+        out = Value(math.sin(self.data), (self,), "sin")
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad += math.cos(self.data) * out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    def cos(self):
+        """out = cos(self)"""
+        out = Value(math.cos(self.data), (self,), "cos")
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad -= math.sin(self.data) * out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    def tanh(self):
+        """out = tanh(self)"""
+        out = Value(math.tanh(self.data), (self,), "tanh")
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad += (1.0 - out.data * out.data) * out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    def relu(self):
+        """out = max(0, self)"""
+        out = Value(self.data if self.data > 0 else 0.0, (self,), "relu")
+
+        def _backward():
+            ### BEGIN SOLUTION
+            if self.data > 0:  # the max routes the gradient to the branch it chose
+                self.grad += out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    # ---- derived operations: built from the primitives, no rule of their own ----
+
+    def __neg__(self):
+        return self * -1.0
+
+    def __sub__(self, other):
+        return self + (-Value._lift(other))
+
+    def __truediv__(self, other):
+        return self * Value._lift(other) ** -1
+
+    def __radd__(self, other):  # other + self, when other is a plain number
+        return self + other
+
+    def __rsub__(self, other):
+        return Value._lift(other) + (-self)
+
+    def __rmul__(self, other):
+        return self * other
+
+    def __rtruediv__(self, other):
+        return Value._lift(other) * self**-1
+
+    # ---- the reverse sweep ----
+
+    def backward(self):
+        """Non-leaf grads to 0, self.grad += 1, then each node's _backward in reverse topological order."""
+        ### BEGIN SOLUTION
+        order = topological_order(self)
+        for node in order:
+            if node._prev:  # leaves keep what they hold: they accumulate, like torch leaves
+                node.grad = 0.0
+        self.grad += 1.0
+        for node in reversed(order):
+            node._backward()
+        ### END SOLUTION
+
+
+# %% [markdown]
+# The next cells grade each rule on its own. They compare the forward value and both gradients
+# with `torch` in float64. Each gradient is first taken with your `backward()`; if that is not
+# written yet, or gives a wrong answer, the check runs just this operation's `_backward` by itself.
+# So a rule that is right earns its points even before the sweep works. The leaves start
+# with `grad = 0.25`, so a rule that *assigns* (`=`) instead of *adding* (`+=`) is caught.
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_add", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# The backward rule of `+`: both operands receive the output's gradient, added to what they hold.
+graphs.check_value_op(Value, "a + b", lambda a, b: a + b, lambda a, b: a + b, [2.0, -3.0])
+graphs.check_value_op(Value, "a + a", lambda a: a + a, lambda a: a + a, [1.5])
+graphs.check_value_op(Value, "a + 4", lambda a: a + 4, lambda a: a + 4, [0.5])
+print("`+` passes the output's gradient to both operands.")
+### BEGIN HIDDEN TESTS
+_rng = random.Random(4101)
+_plus = lambda a, b: a + b  # noqa: E731
+for _ in range(5):
+    graphs.check_value_op(Value, "a + b", _plus, _plus, [_rng.uniform(-5, 5), _rng.uniform(-5, 5)])
+graphs.check_value_op(Value, "(a + b) + a", lambda a, b: (a + b) + a, lambda a, b: (a + b) + a, [0.3, -0.7])
+graphs.check_value_op(Value, "a + a + a", lambda a: a + a + a, lambda a: a + a + a, [2.0])
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_mul", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# The backward rule of `*`: each operand receives the output's gradient times the *other* operand.
+graphs.check_value_op(Value, "a * b", lambda a, b: a * b, lambda a, b: a * b, [2.0, -3.0])
+graphs.check_value_op(Value, "b * b", lambda b: b * b, lambda b: b * b, [1.5], names=["b"])
+graphs.check_value_op(Value, "a * -2.5", lambda a: a * -2.5, lambda a: a * -2.5, [0.5])
+print("`*` switches: each operand gets the gradient times the other one.")
+### BEGIN HIDDEN TESTS
+_rng = random.Random(4102)
+_times = lambda a, b: a * b  # noqa: E731
+for _ in range(5):
+    graphs.check_value_op(Value, "a * b", _times, _times, [_rng.uniform(-5, 5), _rng.uniform(-5, 5)])
+graphs.check_value_op(Value, "a * 0", lambda a: a * 0, lambda a: a * 0, [3.0])
+graphs.check_value_op(Value, "(a * b) * a", lambda a, b: (a * b) * a, lambda a, b: (a * b) * a, [1.3, -0.4])
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_pow", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# The backward rule of `** k` for a number k, including at 0 where k * x ** (k - 1) must not divide by x.
+graphs.check_value_op(Value, "a ** 3", lambda a: a**3, lambda a: a**3, [1.7])
+graphs.check_value_op(Value, "a ** -1", lambda a: a**-1, lambda a: a**-1, [0.8])
+graphs.check_value_op(Value, "a ** 0.5", lambda a: a**0.5, lambda a: a**0.5, [2.3])
+graphs.check_value_op(Value, "a ** 2", lambda a: a**2, lambda a: a**2, [0.0])
+print("`**` has the right derivative, at 0 too.")
+### BEGIN HIDDEN TESTS
+graphs.check_value_op(Value, "a ** 3", lambda a: a**3, lambda a: a**3, [0.0])
+graphs.check_value_op(Value, "a ** 1", lambda a: a**1, lambda a: a**1, [0.0])
+graphs.check_value_op(Value, "a ** 2", lambda a: a**2, lambda a: a**2, [-1.3])
+graphs.check_value_op(Value, "a ** -2", lambda a: a**-2, lambda a: a**-2, [-0.6])
+_rng = random.Random(4103)
+for _ in range(5):
+    _k = _rng.choice([-1.5, -0.5, 0.5, 2.5, 3])
+    graphs.check_value_op(Value, f"a ** {_k}", lambda a, _k=_k: a**_k, lambda a, _k=_k: a**_k, [_rng.uniform(0.2, 3)])
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_exp_log", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# The backward rules of exp and log.
+graphs.check_value_op(Value, "a.exp()", lambda a: a.exp(), lambda a: a.exp(), [0.7])
+graphs.check_value_op(Value, "a.exp()", lambda a: a.exp(), lambda a: a.exp(), [0.0])
+graphs.check_value_op(Value, "a.log()", lambda a: a.log(), lambda a: a.log(), [2.5])
+print("exp and log have the right derivatives.")
+### BEGIN HIDDEN TESTS
+_rng = random.Random(4104)
+for _ in range(4):
+    graphs.check_value_op(Value, "a.exp()", lambda a: a.exp(), lambda a: a.exp(), [_rng.uniform(-4, 4)])
+    graphs.check_value_op(Value, "a.log()", lambda a: a.log(), lambda a: a.log(), [_rng.uniform(0.05, 9)])
+graphs.check_value_op(Value, "a.log()", lambda a: a.log(), lambda a: a.log(), [1.0])
+graphs.check_value_op(Value, "(a * b).log()", lambda a, b: (a * b).log(), lambda a, b: (a * b).log(), [0.5, 3.0])
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_trig", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# The backward rules of sin and cos.
+graphs.check_value_op(Value, "a.sin()", lambda a: a.sin(), lambda a: a.sin(), [5.0])
+graphs.check_value_op(Value, "a.cos()", lambda a: a.cos(), lambda a: a.cos(), [5.0])
+graphs.check_value_op(Value, "a.cos()", lambda a: a.cos(), lambda a: a.cos(), [0.0])
+print("sin and cos have the right derivatives.")
+### BEGIN HIDDEN TESTS
+_rng = random.Random(4105)
+for _ in range(4):
+    graphs.check_value_op(Value, "a.sin()", lambda a: a.sin(), lambda a: a.sin(), [_rng.uniform(-6, 6)])
+    graphs.check_value_op(Value, "a.cos()", lambda a: a.cos(), lambda a: a.cos(), [_rng.uniform(-6, 6)])
+graphs.check_value_op(Value, "a.sin()", lambda a: a.sin(), lambda a: a.sin(), [0.0])
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_tanh_relu", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# The backward rules of tanh (1 - tanh^2, from the output) and relu (gradient only where x > 0, none at 0).
+graphs.check_value_op(Value, "a.tanh()", lambda a: a.tanh(), lambda a: a.tanh(), [0.7])
+graphs.check_value_op(Value, "a.tanh()", lambda a: a.tanh(), lambda a: a.tanh(), [0.0])
+graphs.check_value_op(Value, "a.relu()", lambda a: a.relu(), lambda a: a.relu(), [1.3])
+graphs.check_value_op(Value, "a.relu()", lambda a: a.relu(), lambda a: a.relu(), [-0.4])
+graphs.check_value_op(Value, "a.relu()", lambda a: a.relu(), lambda a: a.relu(), [0.0])
+print("tanh and relu have the right derivatives (relu passes nothing at 0, as torch does).")
+### BEGIN HIDDEN TESTS
+_rng = random.Random(4106)
+for _ in range(4):
+    graphs.check_value_op(Value, "a.tanh()", lambda a: a.tanh(), lambda a: a.tanh(), [_rng.uniform(-3, 3)])
+    graphs.check_value_op(Value, "a.relu()", lambda a: a.relu(), lambda a: a.relu(), [_rng.uniform(-3, 3)])
+graphs.check_value_op(Value, "a.tanh()", lambda a: a.tanh(), lambda a: a.tanh(), [20.0])
+graphs.check_value_op(Value, "a.tanh()", lambda a: a.tanh(), lambda a: a.tanh(), [-1.2])
+graphs.check_value_op(Value, "(a * b).relu()", lambda a, b: (a * b).relu(), lambda a, b: (a * b).relu(), [-2.0, -1.5])
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_operators", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# The derived and reflected operators: -a, a - b, a / b, and 2 + a, 2 - a, 2 * a, 2 / a with a number on the left.
+graphs.check_value_op(Value, "-a", lambda a: -a, lambda a: -a, [1.5])
+graphs.check_value_op(Value, "a - b", lambda a, b: a - b, lambda a, b: a - b, [2.0, 3.5])
+graphs.check_value_op(Value, "a / b", lambda a, b: a / b, lambda a, b: a / b, [2.0, -4.0])
+graphs.check_value_op(Value, "2 + a", lambda a: 2 + a, lambda a: 2 + a, [0.5])
+graphs.check_value_op(Value, "2 - a", lambda a: 2 - a, lambda a: 2 - a, [0.5])
+graphs.check_value_op(Value, "2 * a", lambda a: 2 * a, lambda a: 2 * a, [0.5])
+graphs.check_value_op(Value, "2 / a", lambda a: 2 / a, lambda a: 2 / a, [0.5])
+print("-, /, unary minus and the reflected forms give the right values and gradients.")
+### BEGIN HIDDEN TESTS
+graphs.check_value_op(Value, "a - 2", lambda a: a - 2, lambda a: a - 2, [0.5])
+graphs.check_value_op(Value, "a / 2", lambda a: a / 2, lambda a: a / 2, [0.5])
+graphs.check_value_op(Value, "a - a", lambda a: a - a, lambda a: a - a, [1.25])
+graphs.check_value_op(Value, "a / a", lambda a: a / a, lambda a: a / a, [1.25])
+graphs.check_value_op(Value, "1.5 - a * b / (a + 2)", lambda a, b: 1.5 - a * b / (a + 2),
+                      lambda a, b: 1.5 - a * b / (a + 2), [0.7, -1.1])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 2. An order for the sweep
+#
+# The sweep may process a node only once its adjoint is final, that is, after every node that uses
+# it. So it needs the nodes in an order where each node comes after all of its parents (a
+# *topological order*); the sweep then walks that list backwards.
+#
+# The short way to write it is a recursive depth-first search: visit the parents, then append the
+# node. micrograd does exactly that, and it breaks on deep graphs: every level of the graph is a
+# level of Python recursion, and Python stops at about a thousand. A recurrent network unrolled over
+# a long sequence is a deep graph. Write `topological_order` **without recursion**, with a list as an
+# explicit stack. Keep a set of nodes already seen (compare nodes by identity, `id(node)` or the node
+# itself), so that a node reached along two paths is listed once.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "topological_order", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def topological_order(root):
+    """Every node reachable from root through _prev, each once, parents before children, root last."""
+    ### BEGIN SOLUTION
+    order = []
+    seen = {id(root)}
+    stack = [(root, iter(root._prev))]  # each entry: a node and the parents still to visit
+    while stack:
+        node, parents = stack[-1]
+        for parent in parents:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, iter(parent._prev)))
+                break
+        else:  # all parents are listed: the node can follow them
+            stack.pop()
+            order.append(node)
+    return order
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_topological_order", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# topological_order on small graphs: every reachable node exactly once, each after its parents, the root last.
+# The nodes are bare objects with a `_prev` tuple, built here, so this check needs nothing else from you.
+class _Node:
+    def __init__(self, name, *parents):
+        self.name, self._prev, self._op = name, tuple(parents), ("f" if parents else "")
+        self.data, self.grad = 0.0, 0.0
+
+    def __repr__(self):
+        return self.name
+
+
+def _check_order(root, nodes, what):
+    try:
+        order = checks.call(topological_order, root)
+    except AssertionError as exc:
+        if isinstance(exc.__cause__, RecursionError):
+            raise AssertionError(f"{what}: topological_order hit Python's recursion limit: use a list as an "
+                                 "explicit stack instead of recursive calls (diagnosis: recursion)") from None
+        raise
+    if not isinstance(order, (list, tuple)):
+        raise AssertionError(f"{what}: expected a list of nodes, got {type(order).__name__} (diagnosis: not_a_list)")
+    ids = [id(n) for n in order]
+    if len(set(ids)) != len(ids):
+        twice = sorted({repr(n) for n in order if ids.count(id(n)) > 1})[:5] if len(ids) < 5000 else "some nodes"
+        raise AssertionError(f"{what}: nodes listed more than once ({twice}); a node reached along two paths "
+                             "must be listed once: remember which nodes you have seen (diagnosis: visited_twice)")
+    missing = [n for n in nodes if id(n) not in set(ids)]
+    if missing:
+        raise AssertionError(f"{what}: {len(missing)} reachable nodes are missing, e.g. {missing[:3]} "
+                             "(diagnosis: missing_nodes)")
+    if len(order) != len(nodes):
+        raise AssertionError(f"{what}: {len(order)} nodes returned, but only {len(nodes)} are reachable from the root "
+                             "(diagnosis: extra_nodes)")
+    if order[-1] is not root:
+        raise AssertionError(f"{what}: the last node must be the root, got {order[-1]!r} (diagnosis: order)")
+    where = {id(n): i for i, n in enumerate(order)}
+    for n in order:
+        for p in n._prev:
+            if where[id(p)] > where[id(n)]:
+                raise AssertionError(f"{what}: {n!r} comes before its parent {p!r}; every node must come after "
+                                     "all of its parents (diagnosis: order)")
+
+
+_a = _Node("a")
+_check_order(_a, [_a], "a single leaf")
+_s = _Node("a+a", _a, _a)
+_check_order(_s, [_a, _s], "a + a")
+_x = _Node("x")
+_b, _c = _Node("b", _x), _Node("c", _x)
+_d = _Node("d", _b, _c)
+_check_order(_d, [_x, _b, _c, _d], "the diamond d(b(x), c(x))")
+_x1, _x2 = _Node("x1"), _Node("x2")
+_v1, _v2, _v3 = _Node("v1=ln x1", _x1), _Node("v2=x1*x2", _x1, _x2), _Node("v3=sin x2", _x2)
+_v4 = _Node("v4=v1+v2", _v1, _v2)
+_v5 = _Node("v5=v4-v3", _v4, _v3)
+_check_order(_v5, [_x1, _x2, _v1, _v2, _v3, _v4, _v5], "the lecture's graph of ln(x1) + x1*x2 - sin(x2)")
+print("topological_order lists each node once, after its parents, with the root last.")
+### BEGIN HIDDEN TESTS
+# A ladder of 12 diamonds: 4096 paths from the top to the bottom, 37 nodes.
+_nodes = [_Node("l0")]
+for _i in range(12):
+    _l, _r = _Node(f"l{_i}a", _nodes[-1]), _Node(f"l{_i}b", _nodes[-1])
+    _nodes += [_l, _r, _Node(f"l{_i + 1}", _l, _r)]
+_check_order(_nodes[-1], _nodes, "a ladder of 12 diamonds")
+# Random DAGs with repeated parents; unreachable nodes must not appear.
+_rng = random.Random(4107)
+for _t in range(30):
+    _nodes = [_Node(f"in{_i}") for _i in range(_rng.randint(1, 4))]
+    for _i in range(_rng.randint(0, 30)):
+        _k = _rng.randint(1, 3)
+        _nodes.append(_Node(f"n{_i}", *[_rng.choice(_nodes) for _ in range(_k)]))
+    _root = _nodes[-1]
+    _reach, _todo = {id(_root): _root}, [_root]
+    while _todo:
+        for _p in _todo.pop()._prev:
+            if id(_p) not in _reach:
+                _reach[id(_p)] = _p
+                _todo.append(_p)
+    _check_order(_root, list(_reach.values()), f"random graph {_t}")
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_topological_order_deep", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# topological_order on a chain 100,000 nodes deep: it must not recurse.
+class _Node:
+    def __init__(self, *parents):
+        self._prev = parents
+
+
+with graphs.paused_gc():  # building 100,000 objects: keep Python's cycle collector out of the timing
+    _chain = [_Node()]
+    for _i in range(100_000):
+        _chain.append(_Node(_chain[-1]))
+    try:
+        _order = checks.call(topological_order, _chain[-1])
+    except AssertionError as exc:
+        if isinstance(exc.__cause__, RecursionError):
+            raise AssertionError("a chain 100,000 deep hit Python's recursion limit: topological_order must use an "
+                                 "explicit stack, not recursive calls (diagnosis: recursion)") from None
+        raise
+if not isinstance(_order, (list, tuple)) or len(_order) != len(_chain):
+    raise AssertionError(f"a chain of {len(_chain)} nodes: got {len(_order) if isinstance(_order, (list, tuple)) else _order!r} "
+                         "nodes back (diagnosis: missing_nodes)")
+if any(_o is not _n for _o, _n in zip(_order, _chain)):
+    raise AssertionError("a chain: the nodes must come in chain order, the leaf first and the root last (diagnosis: order)")
+del _chain, _order
+print("topological_order handles a chain 100,000 nodes deep.")
+### BEGIN HIDDEN TESTS
+# Deep and shared: every node of a 40,000-deep chain also uses the leaf.
+with graphs.paused_gc():
+    _leaf = _Node()
+    _chain = [_leaf]
+    for _i in range(40_000):
+        _chain.append(_Node(_chain[-1], _leaf))
+    _order = checks.call(topological_order, _chain[-1])
+if len(_order) != len(_chain) or _order[0] is not _leaf or _order[-1] is not _chain[-1]:
+    raise AssertionError("a 40,000-deep chain whose nodes all share the leaf: each node must appear once, "
+                         "the leaf first and the root last (diagnosis: order)")
+del _chain, _order, _leaf
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 3. The reverse sweep
+#
+# `Value.backward()` (in the `Value` cell above) does what the lecture's algorithm says, with two
+# details that make it behave like `torch`:
+#
+# 1. Get the order with `topological_order(self)`.
+# 2. Set the `grad` of every node that has parents to 0.0. Intermediate results start afresh at
+#    each call. **Leaves keep their `grad`**: a second `backward()` adds to it, as `torch` leaf
+#    tensors do (that is how gradients over several mini-batches are summed, part 5).
+# 3. Add 1.0 to `self.grad` ($\bar x_N = 1$).
+# 4. Walk the order backwards and call each node's `_backward()`.
+#
+# The next grade cells test the sweep on its own. They build graphs of your `Value` objects whose
+# `_backward` rules are set by the test itself (`graphs.rule_node`), so a mistake in an operator
+# rule does not cost points here. Your `backward()` only has to call each node's `_backward()`, as
+# micrograd does.
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_backward_shared", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Value.backward on shared subexpressions: gradients arriving along several paths add up.
+_a = Value(3.0)
+_s = graphs.rule_node(Value, 6.0, [_a, _a], [1.0, 1.0], "+")  # s = a + a
+graphs.call_backward(_s, "(a + a).backward()")
+graphs.assert_grads({"a": _a.grad, "a + a": _s.grad}, {"a": 2.0, "a + a": 1.0}, "a + a")
+_b = Value(-1.5)
+_p = graphs.rule_node(Value, 2.25, [_b, _b], [-1.5, -1.5], "*")  # p = b * b, each slot's local derivative is b
+graphs.call_backward(_p, "(b * b).backward()")
+graphs.assert_grads({"b": _b.grad}, {"b": -3.0}, "b * b (the gradient is 2 b)")
+# A diamond: m = x + 1 feeds y1 = 2 m and y2 = m ** 2, and z = y1 * y2 = 2 m ** 3, so dz/dx = dz/dm = 6 m ** 2.
+_x = Value(1.5)
+_m = graphs.rule_node(Value, 2.5, [_x], [1.0], "+1")
+_y1 = graphs.rule_node(Value, 5.0, [_m], [2.0], "*2")
+_y2 = graphs.rule_node(Value, 6.25, [_m], [5.0], "**2")
+_z = graphs.rule_node(Value, 31.25, [_y1, _y2], [6.25, 5.0], "*")
+graphs.call_backward(_z, "z.backward() on the diamond")
+if isinstance(_x.grad, (int, float)) and _x.grad > 37.5 + 1e-9:
+    raise AssertionError(f"the diamond: x.grad is {_x.grad}, more than the right 37.5: m's rule ran more than once "
+                         "(once per path); each node must appear once in the order, and be processed once, after "
+                         "every node that uses it (diagnosis: visited_twice)")
+graphs.assert_grads({"x": _x.grad, "m": _m.grad, "y1": _y1.grad, "y2": _y2.grad},
+                    {"x": 37.5, "m": 37.5, "y1": 6.25, "y2": 5.0}, "the diamond z = y1 * y2 with y1 = 2 m, y2 = m ** 2")
+print("Gradients from several paths add up, and each node is processed once.")
+### BEGIN HIDDEN TESTS
+# A ladder of diamonds: a node processed twice, or too early, multiplies or loses paths.
+_x = Value(0.5)
+_top = _x
+for _i in range(10):
+    _l = graphs.rule_node(Value, 0.0, [_top], [1.5], "l")
+    _r = graphs.rule_node(Value, 0.0, [_top], [-0.5], "r")
+    _top = graphs.rule_node(Value, 0.0, [_l, _r], [1.0, 1.0], "+")
+graphs.call_backward(_top, "backward() on a ladder of 10 diamonds")
+graphs.assert_grads({"x": _x.grad}, {"x": 1.0}, "a ladder of 10 diamonds (each level multiplies by 1.5 - 0.5 = 1)")
+# The same node used three times by one operation, and a root that is itself a leaf.
+_a = Value(2.0)
+_t = graphs.rule_node(Value, 6.0, [_a, _a, _a], [1.0, 2.0, 3.0], "f")
+graphs.call_backward(_t, "f(a, a, a).backward()")
+graphs.assert_grads({"a": _a.grad}, {"a": 6.0}, "f(a, a, a) with local derivatives 1, 2, 3")
+_leaf = Value(4.0)
+graphs.call_backward(_leaf, "backward() called on a leaf")
+graphs.assert_grads({"leaf": _leaf.grad}, {"leaf": 1.0}, "a leaf's own backward() (d leaf / d leaf = 1)")
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_backward_deep", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Value.backward on a chain 100,000 nodes deep: no recursion anywhere, every node visited once.
+with graphs.paused_gc():  # every node is in a reference cycle (its closure): keep the cycle collector out
+    _leaf = Value(1.0)
+    _node = _leaf
+    for _i in range(100_000):
+        _node = graphs.rule_node(Value, 1.0, [_node], [1.0 if _i % 2 else -1.0], "f")
+    graphs.call_backward(_node, "backward() on a chain 100,000 deep")
+graphs.assert_grads({"leaf": _leaf.grad, "root": _node.grad}, {"leaf": 1.0, "root": 1.0},
+                    "a chain of 100,000 nodes whose local derivatives are -1, +1, -1, ... (product 1)")
+del _node, _leaf
+print("backward() handles a chain 100,000 nodes deep.")
+### BEGIN HIDDEN TESTS
+# Deep and shared: every node of the chain also uses the leaf directly.
+with graphs.paused_gc():
+    _leaf = Value(1.0)
+    _node = _leaf
+    for _i in range(40_000):
+        _node = graphs.rule_node(Value, 1.0, [_node, _leaf], [1.0, 2.5e-5], "f")
+    graphs.call_backward(_node, "backward() on a deep chain that shares its leaf")
+graphs.assert_grads({"leaf": _leaf.grad}, {"leaf": 2.0}, "a 40,000-deep chain whose nodes also use the leaf (1 + 4e4 * 2.5e-5)",
+                    rtol=1e-9)
+del _node, _leaf
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_backward_repeated", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Repeated backward() calls: leaves accumulate like torch leaves; intermediate grads start again from 0.
+_x, _y = Value(2.0), Value(3.0)
+_u = graphs.rule_node(Value, 6.0, [_x, _y], [3.0, 2.0], "*")  # u = x * y
+_v = graphs.rule_node(Value, 8.0, [_u, _x], [1.0, 1.0], "+")  # v = u + x: dv/dx = y + 1 = 4, dv/dy = x = 2
+graphs.call_backward(_v, "the first v.backward()")
+graphs.assert_grads({"x": _x.grad, "y": _y.grad, "u": _u.grad, "v": _v.grad},
+                    {"x": 4.0, "y": 2.0, "u": 1.0, "v": 1.0}, "v = x * y + x after one backward()")
+graphs.call_backward(_v, "the second v.backward()")
+if _u.grad != 1.0 or _v.grad != 1.0:
+    raise AssertionError(f"after a second backward(), u.grad = {_u.grad} and v.grad = {_v.grad}, expected 1.0 and 1.0: "
+                         "set the grad of every node that has parents to 0 before the sweep "
+                         "(diagnosis: nonleaf_not_reset)")
+if _x.grad == 4.0 and _y.grad == 2.0:
+    raise AssertionError("after a second backward(), the leaves hold the gradient of one call only (x.grad = 4): "
+                         "leaves must accumulate across calls, like torch leaf tensors; reset only the nodes "
+                         "that have parents (diagnosis: leaf_reset)")
+graphs.assert_grads({"x": _x.grad, "y": _y.grad}, {"x": 8.0, "y": 4.0}, "the leaves after two backward() calls")
+_x.grad = _y.grad = 0.0  # what zero_grad does
+graphs.call_backward(_v, "backward() after zeroing the leaves")
+graphs.assert_grads({"x": _x.grad, "y": _y.grad}, {"x": 4.0, "y": 2.0}, "the leaves after zeroing and one more call")
+print("Leaves accumulate across calls, intermediate nodes start again from 0.")
+### BEGIN HIDDEN TESTS
+# Two losses sharing leaves: the leaves end up with the gradient of the sum.
+_w = Value(0.5)
+_l1 = graphs.rule_node(Value, 0.25, [_w, _w], [0.5, 0.5], "*")  # w * w
+_l2 = graphs.rule_node(Value, 1.5, [_w], [3.0], "*3")         # 3 w
+graphs.call_backward(_l1, "the first loss's backward()")
+graphs.call_backward(_l2, "the second loss's backward()")
+graphs.assert_grads({"w": _w.grad}, {"w": 4.0}, "w after backward() on w*w then on 3w (gradient of the sum, 2w + 3)")
+# Five calls, and a shared intermediate node used twice.
+_x = Value(1.0)
+_m = graphs.rule_node(Value, 2.0, [_x], [2.0], "*2")
+_r = graphs.rule_node(Value, 4.0, [_m, _m], [1.0, 1.0], "+")
+for _k in range(5):
+    graphs.call_backward(_r, f"backward() call {_k + 1}")
+    if _m.grad != 2.0:
+        raise AssertionError(f"after backward() call {_k + 1}, the intermediate node m has grad {_m.grad}, expected 2.0 "
+                             "(diagnosis: nonleaf_not_reset)")
+graphs.assert_grads({"x": _x.grad}, {"x": 20.0}, "x after five backward() calls (4 each)")
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Value_backward_random", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Value.backward on random graphs, compared with torch.autograd in float64 (leaves and intermediate nodes).
+def _random_graph_check(leaf_values, recipe):
+    """recipe: (op, i, j, c) per node; i, j pick parents among the nodes so far (modulo their number)."""
+    vs = [Value(v) for v in leaf_values]
+    ts = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in leaf_values]
+    for op, i, j, c in recipe:
+        p, q = i % len(vs), j % len(vs)
+        a, b, ta, tb = vs[p], vs[q], ts[p], ts[q]
+        if op == "add":
+            vs.append(graphs.rule_node(Value, a.data + b.data, [a, b], [1.0, 1.0], "+"))
+            ts.append(ta + tb)
+        elif op == "mul":
+            vs.append(graphs.rule_node(Value, a.data * b.data, [a, b], [b.data, a.data], "*"))
+            ts.append(ta * tb)
+        elif op == "scale":
+            vs.append(graphs.rule_node(Value, c * a.data, [a], [c], "*c"))
+            ts.append(c * ta)
+        else:  # "sin"
+            vs.append(graphs.rule_node(Value, math.sin(a.data), [a], [math.cos(a.data)], "sin"))
+            ts.append(torch.sin(ta))
+    root, troot = vs[-1], ts[-1]
+    graphs.call_backward(root, "backward() on a random graph")
+    ref = torch.autograd.grad(troot, ts, allow_unused=True)
+    want = {f"x{k}": (0.0 if g is None else float(g)) for k, g in enumerate(ref)}
+    want[f"x{len(ts) - 1}"] = 1.0
+    got = {f"x{k}": v.grad for k, v in enumerate(vs)}
+    graphs.assert_grads(got, want, f"a random graph with {len(leaf_values)} leaves and {len(recipe)} operations "
+                        f"{[r[0] for r in recipe]}", rtol=1e-9, atol=1e-12)
+
+
+_random_graph_check([2.0, -1.0], [("mul", 0, 1, 0), ("add", 2, 0, 0), ("sin", 3, 0, 0), ("mul", 4, 2, 0)])
+_random_graph_check([0.5], [("add", 0, 0, 0), ("mul", 1, 1, 0), ("add", 2, 1, 0), ("scale", 3, 0, -2.0)])
+print("backward() agrees with torch.autograd on these graphs.")
+### BEGIN HIDDEN TESTS
+_OPS = ["add", "mul", "scale", "sin"]
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # no Hypothesis in this environment: seeded random graphs instead
+    _rng = random.Random(4108)
+    for _t in range(30):
+        _leaves = [_rng.uniform(-2, 2) for _ in range(_rng.randint(1, 4))]
+        _recipe = [(_rng.choice(_OPS), _rng.randrange(10**6), _rng.randrange(10**6), _rng.uniform(-2, 2))
+                   for _ in range(_rng.randint(1, 25))]
+        _random_graph_check(_leaves, _recipe)
+else:
+    @settings(max_examples=30, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.floats(-2, 2), min_size=1, max_size=4),
+           st.lists(st.tuples(st.sampled_from(_OPS), st.integers(0, 10**6), st.integers(0, 10**6), st.floats(-2, 2)),
+                    min_size=1, max_size=25))
+    def _property(leaves, recipe):
+        _random_graph_check(leaves, recipe)
+
+    _property()
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### The lecture's table, from your engine
+#
+# The lecture traced $y = f(x_1, x_2) = \ln x_1 + x_1 x_2 - \sin x_2$ at $(2, 5)$: a forward
+# primal trace $v_{-1}, \dots, v_5$, then the adjoints $\bar v_i = \partial y / \partial v_i$ in
+# reverse, ending with $\partial y / \partial x_1 = 5.5$ and $\partial y / \partial x_2 = 1.716$.
+# Here is the same trace computed by your `Value`, beside the lecture's numbers.
+
+# %%
+x1, x2 = Value(2.0), Value(5.0)
+v1 = x1.log()
+v2 = x1 * x2
+v3 = x2.sin()
+v4 = v1 + v2
+y = v4 - v3
+trace = [("v-1 = x1", x1, 2.0, 5.5), ("v0 = x2", x2, 5.0, 1.716), ("v1 = ln v-1", v1, 0.693, 1.0),
+         ("v2 = v-1 * v0", v2, 10.0, 1.0), ("v3 = sin v0", v3, -0.959, -1.0), ("v4 = v1 + v2", v4, 10.693, 1.0),
+         ("v5 = v4 - v3 = y", y, 11.652, 1.0)]
+names = {x1: "x1", x2: "x2", v1: "v1", v2: "v2", v3: "v3", v4: "v4", y: "y"}
+with needs("Value", "topological_order"):
+    y.backward()
+    print(f"{'node':18} {'value':>9} {'lecture':>9} {'adjoint':>9} {'lecture':>9}")
+    for label, node, value_lecture, adjoint_lecture in trace:
+        print(f"{label:18} {node.data:9.3f} {value_lecture:9.3f} {node.grad:9.3f} {adjoint_lecture:9.3f}")
+
+# %% [markdown]
+# The adjoint of $x_2$ is built in two pieces, one per path: $\bar v_3 \cos v_0 = -0.284$ through
+# the sine, plus $\bar v_2 \, v_{-1} = 2$ through the product, which gives $1.716$. The same happens
+# for $x_1$: $\bar v_1 / v_{-1} = 0.5$ plus $\bar v_2 \, v_0 = 5$. That is the `+=` at work.
+#
+# Below is the graph your engine built, drawn from `_prev` and `_op`. Each box shows a node's `data`
+# and `grad`. Arrows go from operands to results. `y = v4 - v3` shows up as `v4 + (v3 * -1)`,
+# because `-` is derived from `+` and `*`.
+
+# %%
+fig, ax = plt.subplots(figsize=(10, 4.2), layout="constrained")
+graphs.draw_value_graph(ax, y, names)
+ax.set_title("y = ln(x1) + x1 * x2 - sin(x2) at (2, 5): data and grad of every node", fontsize=10)
+plt.show()
+
+# %% [markdown]
+# ### Watching the sweep, one node at a time
+#
+# The widget takes your `topological_order` and replays your `_backward` closures one node at a
+# time, from `y` back to the leaves. The yellow node is the one being processed. The green nodes
+# are its parents, whose adjoints just grew. Watch `x2` receive its two contributions, one per path.
+
+# %%
+stepper = widgets.backward_stepper.backward_stepper(y, topological_order, names)
+display(stepper.widget)
+
+# %% [markdown]
+# ### How gradients flow through the three usual patterns
+#
+# * **`+` distributes**: both operands receive the output's gradient unchanged.
+# * **`*` switches**: each operand receives the gradient times the *other* operand.
+# * **`max` (here `relu`) routes**: only the branch that won receives the gradient. That choice is
+#   made in the forward pass, which is why the node has to remember it.
+
+# %%
+with needs("Value", "topological_order"):
+    a, b = Value(3.0), Value(-2.0)
+    for label, out in [("a + b", a + b), ("a * b", a * b), ("relu(a) + relu(b)", a.relu() + b.relu())]:
+        a.grad = b.grad = 0.0
+        out.backward()
+        print(f"{label:18} d/da = {a.grad:5.1f}   d/db = {b.grad:5.1f}")
+
+# %% [markdown]
+# ### Deep graphs
+#
+# A recursive sort would stop with `RecursionError` long before this chain's end. Yours walks it:
+
+# %%
+with needs("Value", "topological_order"), graphs.paused_gc():
+    # graphs.paused_gc(): every node is in a reference cycle (its _backward closure refers to it), and
+    # Python's cycle collector would otherwise scan the growing graph again and again.
+    start = time.perf_counter()
+    leaf = Value(0.5)
+    node = leaf
+    for _ in range(100_000):
+        node = node + 0.5
+    built = time.perf_counter() - start
+    node.backward()
+    print(f"{2 * 100_000 + 1:,} nodes: built in {built:.2f} s, "
+          f"backward in {time.perf_counter() - start - built:.2f} s; d node / d leaf = {leaf.grad}")
+    del node, leaf
+
+
+# %% [markdown]
+# ## 4. Forward mode: dual numbers
+#
+# Reverse mode is not the only way to apply the chain rule. **Forward mode** carries, beside each
+# value $u$, its derivative $u'$ with respect to one chosen input, and updates both at every
+# operation. Write a number as $u + u' \varepsilon$ with the rule $\varepsilon^2 = 0$:
+# $(u + u'\varepsilon) + (v + v'\varepsilon) = (u + v) + (u' + v')\varepsilon$, and a smooth
+# function satisfies $f(u + u'\varepsilon) = f(u) + f'(u)\,u'\varepsilon$. Work out the product,
+# the quotient and the power the same way: expand, then drop $\varepsilon^2$.
+#
+# `Dual(val, der)` does this. Write its operations; each returns a new `Dual` (the forward rule
+# and the derivative rule together). Plain numbers are constants: derivative 0. `-`, the reflected
+# forms and `/` by a number on the left are given, built from yours.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "Dual", "locked": false, "schema_version": 3, "solution": true, "task": false}
+class Dual:
+    """A dual number val + der * eps with eps ** 2 = 0: a value and its derivative along one direction."""
+
+    def __init__(self, val, der=0.0):
+        self.val = float(val)
+        self.der = float(der)
+
+    def __repr__(self):
+        return f"Dual(val={self.val:.6g}, der={self.der:.6g})"
+
+    @staticmethod
+    def _lift(x):
+        return x if isinstance(x, Dual) else Dual(x, 0.0)
+
+    def __add__(self, other):
+        """self + other"""
+        other = Dual._lift(other)
+        ### BEGIN SOLUTION
+        return Dual(self.val + other.val, self.der + other.der)
+        ### END SOLUTION
+
+    def __mul__(self, other):
+        """self * other"""
+        other = Dual._lift(other)
+        ### BEGIN SOLUTION
+        return Dual(self.val * other.val, self.der * other.val + self.val * other.der)
+        ### END SOLUTION
+
+    def __truediv__(self, other):
+        """self / other"""
+        other = Dual._lift(other)
+        ### BEGIN SOLUTION
+        return Dual(self.val / other.val, (self.der * other.val - self.val * other.der) / other.val**2)
+        ### END SOLUTION
+
+    def __pow__(self, k):
+        """self ** k, for a plain number k"""
+        ### BEGIN SOLUTION
+        return Dual(self.val**k, k * self.val ** (k - 1) * self.der)
+        ### END SOLUTION
+
+    def __neg__(self):
+        """-self"""
+        ### BEGIN SOLUTION
+        return Dual(-self.val, -self.der)
+        ### END SOLUTION
+
+    def exp(self):
+        """exp(self)"""
+        ### BEGIN SOLUTION
+        e = math.exp(self.val)
+        return Dual(e, e * self.der)
+        ### END SOLUTION
+
+    def log(self):
+        """ln(self)"""
+        ### BEGIN SOLUTION
+        return Dual(math.log(self.val), self.der / self.val)
+        ### END SOLUTION
+
+    def sin(self):
+        """sin(self)"""
+        ### BEGIN SOLUTION
+        return Dual(math.sin(self.val), math.cos(self.val) * self.der)
+        ### END SOLUTION
+
+    def cos(self):
+        """cos(self)"""
+        ### BEGIN SOLUTION
+        return Dual(math.cos(self.val), -math.sin(self.val) * self.der)
+        ### END SOLUTION
+
+    def tanh(self):
+        """tanh(self)"""
+        ### BEGIN SOLUTION
+        t = math.tanh(self.val)
+        return Dual(t, (1.0 - t * t) * self.der)
+        ### END SOLUTION
+
+    # ---- derived from the operations above ----
+
+    def __sub__(self, other):
+        return self + (-Dual._lift(other))
+
+    def __radd__(self, other):
+        return self + other
+
+    def __rsub__(self, other):
+        return Dual._lift(other) - self
+
+    def __rmul__(self, other):
+        return self * other
+
+    def __rtruediv__(self, other):
+        return Dual._lift(other) / self
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Dual", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Dual arithmetic: + - * / ** and unary minus, values and derivatives compared with torch (float64).
+graphs.check_dual_op(Dual, "a + b", lambda a, b: a + b, [2.0, -3.0], [1.0, 0.5])
+graphs.check_dual_op(Dual, "a * b", lambda a, b: a * b, [2.0, -3.0], [1.0, 0.5])
+graphs.check_dual_op(Dual, "a / b", lambda a, b: a / b, [2.0, -3.0], [1.0, 0.5])
+graphs.check_dual_op(Dual, "a ** 3", lambda a: a**3, [1.5], [1.0])
+graphs.check_dual_op(Dual, "-a", lambda a: -a, [1.5], [1.0])
+graphs.check_dual_op(Dual, "a - b", lambda a, b: a - b, [2.0, -3.0], [1.0, 0.5])
+graphs.check_dual_op(Dual, "2 * a + 1", lambda a: 2 * a + 1, [1.5], [1.0])
+graphs.check_dual_op(Dual, "2 / a", lambda a: 2 / a, [1.5], [1.0])
+print("Dual arithmetic carries the right derivatives.")
+### BEGIN HIDDEN TESTS
+_rng = random.Random(4109)
+for _ in range(5):
+    _vals = [_rng.uniform(0.3, 3), _rng.uniform(-3, -0.3)]
+    _ders = [_rng.uniform(-2, 2), _rng.uniform(-2, 2)]
+    graphs.check_dual_op(Dual, "a * b", lambda a, b: a * b, _vals, _ders)
+    graphs.check_dual_op(Dual, "a / b", lambda a, b: a / b, _vals, _ders)
+    graphs.check_dual_op(Dual, "a - b * a", lambda a, b: a - b * a, _vals, _ders)
+    graphs.check_dual_op(Dual, "a ** -1.5", lambda a, b: a**-1.5, _vals, _ders)
+graphs.check_dual_op(Dual, "a ** 2", lambda a: a**2, [0.0], [1.0])
+graphs.check_dual_op(Dual, "3 - a", lambda a: 3 - a, [0.5], [2.0])
+graphs.check_dual_op(Dual, "a * a", lambda a: a * a, [-1.2], [1.0])
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Dual_functions", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Dual exp, log, sin, cos, tanh: values and derivatives compared with torch (float64).
+for _name in ["exp", "log", "sin", "cos", "tanh"]:
+    graphs.check_dual_op(Dual, f"a.{_name}()", lambda a, _n=_name: getattr(a, _n)(), [1.3], [1.0])
+print("Dual exp, log, sin, cos and tanh carry the right derivatives.")
+### BEGIN HIDDEN TESTS
+_rng = random.Random(4110)
+for _ in range(4):
+    _v, _d = _rng.uniform(0.1, 4), _rng.uniform(-2, 2)
+    for _name in ["exp", "log", "sin", "cos", "tanh"]:
+        graphs.check_dual_op(Dual, f"a.{_name}()", lambda a, _n=_name: getattr(a, _n)(), [_v], [_d])
+graphs.check_dual_op(Dual, "a.tanh()", lambda a: a.tanh(), [0.0], [1.0])
+graphs.check_dual_op(Dual, "a.sin() * a.exp()", lambda a: a.sin() * a.exp(), [0.7], [1.0])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# One forward pass with `der = 1` on input $x_i$ and `der = 0` on the others gives
+# $\partial f / \partial x_i$, so the whole gradient takes one pass per input. Write
+# `forward_mode_gradient(f, xs)`: `f` takes a list of `Dual`s and returns a `Dual`; return the list
+# of the $n$ partial derivatives as Python floats.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "forward_mode_gradient", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def forward_mode_gradient(f, xs):
+    """[df/dx_i at xs for i = 0..n-1]: pass i seeds der = 1 on input i and 0 on the others."""
+    ### BEGIN SOLUTION
+    grads = []
+    for i in range(len(xs)):
+        seeded = [Dual(x, 1.0 if j == i else 0.0) for j, x in enumerate(xs)]
+        grads.append(float(f(seeded).der))
+    return grads
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_forward_mode_gradient", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# forward_mode_gradient: one pass per input, each seeding one input, compared with torch.autograd.
+# The function f is built by this test from your Dual's val and der only (its derivative comes from torch),
+# so this check does not depend on your Dual arithmetic.
+def _check_forward_mode(g, xs, what):
+    calls = []
+
+    def f(duals):
+        calls.append([float(getattr(d, "der", 0.0)) for d in duals])
+        vals = torch.tensor([float(getattr(d, "val", d)) for d in duals], dtype=torch.float64, requires_grad=True)
+        ders = torch.tensor(calls[-1], dtype=torch.float64)
+        out = g(vals)
+        (grad,) = torch.autograd.grad(out, vals)
+        return Dual(float(out.detach()), float(grad @ ders))
+
+    got = checks.call(forward_mode_gradient, f, list(xs))
+    x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    (want,) = torch.autograd.grad(g(x), x)
+    if not isinstance(got, (list, tuple)) or len(got) != len(xs):
+        raise AssertionError(f"{what}: expected a list of {len(xs)} partial derivatives, got {got!r} (diagnosis: wrong_shape)")
+    if len(calls) != len(xs):
+        raise AssertionError(f"{what}: f was called {len(calls)} times for {len(xs)} inputs; forward mode makes one pass "
+                             "per input (diagnosis: passes)")
+    for k, seed in enumerate(calls):
+        if sorted(seed) != [0.0] * (len(xs) - 1) + [1.0]:
+            raise AssertionError(f"{what}: pass {k} seeded the derivatives {seed}; each pass sets der = 1 on one input "
+                                 "and 0 on all the others (diagnosis: seed)")
+    checks.assert_close(torch.tensor([float(v) for v in got], dtype=torch.float64), want, name=f"{what}: the gradient")
+
+
+_check_forward_mode(lambda x: torch.log(x[0]) + x[0] * x[1] - torch.sin(x[1]), [2.0, 5.0],
+                    "the lecture's f = ln(x1) + x1 x2 - sin(x2) at (2, 5)")
+_check_forward_mode(lambda x: (x ** 2).sum() * torch.tanh(x[0]), [0.5, -1.0, 2.0], "sum(x ** 2) * tanh(x0)")
+print("forward_mode_gradient makes one seeded pass per input and returns the gradient.")
+### BEGIN HIDDEN TESTS
+_check_forward_mode(lambda x: torch.exp(x[0]), [0.3], "exp(x0), one input")
+_gen = torch.Generator().manual_seed(4111)
+for _n in [2, 5, 8]:
+    _w = torch.randn(_n, generator=_gen, dtype=torch.float64)
+    _check_forward_mode(lambda x, _w=_w: torch.sin(x @ _w) + (x * x).prod(), torch.randn(_n, generator=_gen).tolist(),
+                        f"sin(x . w) + prod(x ** 2) with {_n} inputs")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### The cost of a gradient: forward against reverse
+#
+# Take $f(x) = \sum_i \sin(x_i)\, x_{i+1}$ (indices wrap around) with $n$ inputs. It costs about
+# $3n$ operations. Forward mode needs $n$ passes for the whole gradient, so about $3n^2$
+# operations. Reverse mode needs one forward and one backward pass, so about $6n$. For a loss
+# with millions of parameters and a single output, only reverse mode is affordable.
+# (Forward mode is the cheap one when there are few inputs and many outputs.)
+
+# %%
+def ring(xs):
+    n = len(xs)
+    total = xs[0] * 0.0
+    for i in range(n):
+        total = total + xs[i].sin() * xs[(i + 1) % n]
+    return total
+
+
+def best_time(fn, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def reverse_gradient(xs):
+    leaves = [Value(x) for x in xs]
+    ring(leaves).backward()
+    return [leaf.grad for leaf in leaves]
+
+
+sizes = [2, 4, 8, 16, 32, 64, 128]
+with needs("Value", "topological_order", "Dual", "forward_mode_gradient"):
+    rng = random.Random(0)
+    forward_times, reverse_times = [], []
+    for n in sizes:
+        xs = [rng.uniform(-1, 1) for _ in range(n)]
+        gap = max(abs(u - v) for u, v in zip(forward_mode_gradient(ring, xs), reverse_gradient(xs)))
+        if gap > 1e-9:
+            print(f"n = {n}: forward and reverse mode disagree by {gap:.2e}: check Dual and Value")
+        forward_times.append(best_time(lambda: forward_mode_gradient(ring, xs)))
+        reverse_times.append(best_time(lambda: reverse_gradient(xs)))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    ax.loglog(sizes, forward_times, "o-", label="forward mode (n passes)")
+    ax.loglog(sizes, reverse_times, "s-", label="reverse mode (1 forward + 1 backward)")
+    ax.loglog(sizes, [forward_times[0] * (n / sizes[0]) ** 2 for n in sizes], ":", color="gray", label="slope 2")
+    ax.loglog(sizes, [reverse_times[0] * n / sizes[0] for n in sizes], "--", color="gray", label="slope 1")
+    ax.set_xlabel("number of inputs n")
+    ax.set_ylabel("seconds for the whole gradient")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    print(f"n = {sizes[-1]}: forward {forward_times[-1] * 1e3:.1f} ms, reverse {reverse_times[-1] * 1e3:.1f} ms")
+    plt.show()
+
+
+# %% [markdown]
+# ## 5. A tensor DAG with weight sharing
+#
+# The same algorithm works when the nodes hold tensors: each operator then needs its Jacobians, or
+# rather products with them. The lecture's example is a small DAG:
+#
+# $$x^{(1)} = w^{(1)} x, \qquad x^{(2)} = x + w^{(2)} x^{(1)}, \qquad x^{(3)} = w^{(1)} \left(x^{(1)} + x^{(2)}\right), \qquad q = \|x^{(3)}\|.$$
+#
+# $w^{(1)}$ is used twice, by $\phi^{(1)}$ and by $\phi^{(3)}$. This is **weight sharing**: the same
+# parameters shape two parts of the computation. Its gradient is the sum of the two contributions,
+# $J_{\phi^{(1)}|w^{(1)}} [\partial q / \partial x^{(1)}] + J_{\phi^{(3)}|w^{(1)}} [\partial q / \partial x^{(3)}]$.
+# Siamese networks are built this way, with one sub-network applied to several inputs.
+#
+# Write `dag_forward` (returns the scalar tensor `q`) and `dag_backward`, which returns
+# `(grad_w1, grad_w2)` **by hand**, without autograd. It is checked under `torch.no_grad()`.
+# What you need, for a column vector $u$ with $y = W u$: the upstream gradient $g = \partial q / \partial y$
+# gives $\partial q / \partial W = g u^T$ (`torch.outer(g, u)`) and $\partial q / \partial u = W^T g$.
+# The norm gives $\partial q / \partial x^{(3)} = x^{(3)} / q$. Where a vector feeds two places,
+# add the two gradients.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "dag_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def dag_forward(w1, w2, x):
+    """q = ||w1 (x1 + x2)|| with x1 = w1 x and x2 = x + w2 x1."""
+    ### BEGIN SOLUTION
+    x1 = w1 @ x  # (n,)
+    x2 = x + w2 @ x1  # (n,)
+    x3 = w1 @ (x1 + x2)  # (n,)
+    return x3.norm()
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_dag_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# dag_forward: the value of q, compared with a direct computation in float64; dtype kept.
+def _dag_reference(w1, w2, x):
+    h1 = torch.mv(w1, x)
+    return torch.linalg.vector_norm(torch.mv(w1, h1 + x + torch.mv(w2, h1)))
+
+
+_gen = torch.Generator().manual_seed(40)
+for _n, _dtype in [(5, torch.float64), (3, torch.float32), (1, torch.float64)]:
+    _w1, _w2, _x = (torch.randn(*s, generator=_gen, dtype=_dtype) for s in [(_n, _n), (_n, _n), (_n,)])
+    _q = checks.call(dag_forward, _w1, _w2, _x)
+    checks.assert_close(_q, _dag_reference(_w1.double(), _w2.double(), _x.double()).to(_dtype),
+                        name=f"q for n = {_n} in {_dtype}", dtype=_dtype)
+print("dag_forward computes q.")
+### BEGIN HIDDEN TESTS
+_gen = torch.Generator().manual_seed(4112)
+for _t in range(6):
+    _n = 1 + _t
+    _w1, _w2, _x = (torch.randn(*s, generator=_gen, dtype=torch.float64) for s in [(_n, _n), (_n, _n), (_n,)])
+    checks.assert_close(checks.call(dag_forward, _w1, _w2, _x), _dag_reference(_w1, _w2, _x), name=f"q for n = {_n}")
+### END HIDDEN TESTS
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "dag_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def dag_backward(w1, w2, x):
+    """(dq/dw1, dq/dw2) by hand, without autograd; both uses of w1 contribute to dq/dw1."""
+    ### BEGIN SOLUTION
+    x1 = w1 @ x  # (n,)
+    x2 = x + w2 @ x1  # (n,)
+    s = x1 + x2  # (n,)
+    x3 = w1 @ s  # (n,)
+    g3 = x3 / x3.norm()  # dq/dx3
+    gs = w1.T @ g3  # dq/ds, which is also dq/dx2
+    g1 = gs + w2.T @ gs  # x1 reaches q directly through s, and through x2
+    grad_w2 = torch.outer(gs, x1)
+    grad_w1 = torch.outer(g3, s) + torch.outer(g1, x)  # the two uses of w1 add up
+    return grad_w1, grad_w2
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_dag_backward", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# dag_backward: both gradients compared with torch.autograd (float64), computed under torch.no_grad() without autograd.
+def _dag_reference(w1, w2, x):
+    h1 = torch.mv(w1, x)
+    return torch.linalg.vector_norm(torch.mv(w1, h1 + x + torch.mv(w2, h1)))
+
+
+def _check_dag_backward(n, dtype, gen):
+    w1, w2, x = (torch.randn(*s, generator=gen, dtype=dtype) for s in [(n, n), (n, n), (n,)])
+    with torch.no_grad():
+        try:
+            got = checks.call(dag_backward, w1, w2, x)
+        except AssertionError as exc:
+            if "does not require grad" in str(exc) or "does not have a grad_fn" in str(exc):
+                raise AssertionError("dag_backward seems to use autograd; write the gradients by hand from the chain "
+                                     "rule (diagnosis: used_autograd)") from None
+            raise
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise AssertionError(f"dag_backward must return a pair (grad_w1, grad_w2), got {type(got).__name__} "
+                             "(diagnosis: not_a_tensor)")
+    r1, r2, rx = (t.detach().double().requires_grad_() for t in (w1, w2, x))
+    q = _dag_reference(r1, r2, rx)
+    want = torch.autograd.grad(q, (r1, r2))
+    checks.assert_grads_close({"grad_w1": got[0], "grad_w2": got[1]},
+                              {"grad_w1": want[0].to(dtype), "grad_w2": want[1].to(dtype)},
+                              name=f"dag_backward (n = {n}, {dtype})", dtype=dtype)
+
+
+_gen = torch.Generator().manual_seed(41)
+_check_dag_backward(5, torch.float64, _gen)
+_check_dag_backward(3, torch.float32, _gen)
+_check_dag_backward(1, torch.float64, _gen)
+print("dag_backward matches autograd, with both uses of w1 counted.")
+### BEGIN HIDDEN TESTS
+_gen = torch.Generator().manual_seed(4113)
+for _n in range(1, 7):
+    _check_dag_backward(_n, torch.float64, _gen)
+_check_dag_backward(6, torch.float32, _gen)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Your gradients beside autograd's, in a one-line-per-tensor table. Below that is the graph autograd
+# recorded for `q`, drawn by following `grad_fn.next_functions` from `q` back to the leaves. The
+# leaf `w1` (an `AccumulateGrad` node) feeds **two** matrix products. In the backward pass it
+# receives one gradient from each, and autograd adds them into `w1.grad`.
+
+# %%
+with needs("dag_forward", "dag_backward"):
+    gen = torch.Generator().manual_seed(0)
+    w1 = torch.randn(5, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    w2 = torch.randn(5, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(5, generator=gen, dtype=torch.float64)
+    q = dag_forward(w1, w2, x)
+    auto_w1, auto_w2 = torch.autograd.grad(q, (w1, w2), retain_graph=True)
+    with torch.no_grad():
+        hand_w1, hand_w2 = dag_backward(w1, w2, x)
+    print(checks.grad_table({"w1": hand_w1, "w2": hand_w2}, {"w1": auto_w1, "w2": auto_w2}))
+    fig, ax = plt.subplots(figsize=(10, 4), layout="constrained")
+    graphs.draw_torch_graph(ax, q, {"w1": w1, "w2": w2})
+    ax.set_title("autograd graph of q = dag_forward(w1, w2, x): w1 feeds two products", fontsize=10)
+    plt.show()
+
+# %% [markdown]
+# ## 6. `torch.autograd` at work
+#
+# The forward pass is ordinary code. `torch` records a graph while it runs, like your `Value`s do.
+#
+# * A tensor has a Boolean `requires_grad` (False by default). An operation's result requires grad
+#   if any operand does. Only such results are recorded, and they get a `grad_fn`: the node of
+#   the backward graph that knows the operation's local rule.
+# * **Leaves** are tensors that no recorded operation produced: the inputs and the parameters
+#   (`nn.Parameter` has `requires_grad=True` by default).
+# * `loss.backward()` runs the sweep and **adds** the gradients into the `.grad` of the leaves. Your
+#   `Value.backward()` does the same.
+# * `torch.autograd.grad(outputs, inputs)` returns the gradients as a tuple and touches no `.grad`.
+#
+# The lecture's first example: $\ell = \|x\|$ at $x = (1, 2, 2)$, so $\ell = 3$ and
+# $\partial \ell / \partial x_i = x_i / \|x\|$.
+
+# %%
+x = torch.tensor([1.0, 2.0, 2.0]).requires_grad_()
+l = x.norm()
+print("l =", l.item(), "| x is a leaf:", x.is_leaf, "| l is a leaf:", l.is_leaf, "| l.grad_fn:", l.grad_fn)
+print("autograd.grad:", torch.autograd.grad(l, (x,), retain_graph=True), "| x.grad is still", x.grad)
+l.backward(retain_graph=True)
+print("after one backward():  x.grad =", x.grad)
+l.backward()
+print("after two backward():  x.grad =", x.grad, " (accumulated: twice x / |x|)")
+x.grad = None  # what zero_grad does for a model's parameters
+c = torch.tensor([1.0, 2.0, 2.0])
+print("a tensor built without requires_grad:", c.requires_grad, "| (c * x).requires_grad:", (c * x).requires_grad)
+
+# %% [markdown]
+# The lecture's small tanh network, and the graph autograd builds for its loss. The leaves are the
+# four parameters. The input `x` and the `target` need no gradient, so they do not appear.
+
+# %%
+torch.manual_seed(0)
+w1 = torch.nn.Parameter(torch.rand(20, 10))
+b1 = torch.nn.Parameter(torch.rand(20))
+w2 = torch.nn.Parameter(torch.rand(5, 20))
+b2 = torch.nn.Parameter(torch.rand(5))
+x = torch.rand(10)
+h = torch.tanh(w1.mv(x) + b1)
+out = torch.tanh(w2.mv(h) + b2)
+target = torch.rand(5)
+loss = (out - target).pow(2).sum()
+fig, ax = plt.subplots(figsize=(10, 3.8), layout="constrained")
+graphs.draw_torch_graph(ax, loss, {"w1": w1, "b1": b1, "w2": w2, "b2": b2})
+ax.set_title("autograd graph of the tanh network's loss (walked from loss.grad_fn)", fontsize=10)
+plt.show()
+
+
+# %% [markdown]
+# ### Accumulation is a feature: the gradient of a sum of mini-batch losses
+#
+# Because `backward()` adds into `.grad`, calling it once per mini-batch **without zeroing in
+# between** leaves the gradient of the *sum* of the losses in `.grad`. This is useful when a large
+# batch does not fit in memory. The same behaviour is a bug in an ordinary training loop, so
+# `model.zero_grad()` comes before every `backward()` there.
+#
+# Write `accumulated_gradient(model, loss_fn, batches)`: start from zero gradients, call
+# `loss_fn(model(x), y).backward()` once per batch, collect a copy of every parameter's `.grad`
+# (in `model.parameters()` order), and leave the model's `.grad` fields zeroed (zero tensors or
+# `None` are both fine).
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "accumulated_gradient", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def accumulated_gradient(model, loss_fn, batches):
+    """[d/dp sum_k loss_fn(model(x_k), y_k) for p in model.parameters()], by accumulating .grad."""
+    ### BEGIN SOLUTION
+    params = list(model.parameters())
+    model.zero_grad(set_to_none=True)
+    for xb, yb in batches:
+        loss_fn(model(xb), yb).backward()
+    total = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+    model.zero_grad(set_to_none=False)
+    return total
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_accumulated_gradient", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# accumulated_gradient: equals the gradient of the summed loss (autograd, float64), in parameter order; .grad left zeroed.
+import copy as _copy
+
+
+def _check_accumulated(model, loss_fn, batches, what, stale=False):
+    reference = _copy.deepcopy(model)
+    if stale:  # leftovers from an earlier step: they must not leak into the result
+        for p in model.parameters():
+            p.grad = torch.full_like(p, 7.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    calls = []
+
+    def counted_loss(pred, target):
+        calls.append(1)
+        return loss_fn(pred, target)
+
+    got = checks.call(accumulated_gradient, model, counted_loss, iter(batches))
+    params = list(reference.parameters())
+    total = sum(loss_fn(reference(xb), yb) for xb, yb in batches)
+    want = torch.autograd.grad(total, params)
+    if not isinstance(got, (list, tuple)) or len(got) != len(params):
+        raise AssertionError(f"{what}: expected a list of {len(params)} tensors, one per parameter, got "
+                             f"{type(got).__name__} (diagnosis: wrong_shape)")
+    if len(calls) != len(batches):
+        raise AssertionError(f"{what}: loss_fn was called {len(calls)} times for {len(batches)} batches "
+                             "(diagnosis: batches)")
+    for (name, _), g, w in zip(reference.named_parameters(), got, want):
+        if stale and isinstance(g, torch.Tensor) and g.shape == w.shape and torch.allclose(g, w + 7.0):
+            raise AssertionError(f"{what}: {name} still contains the gradient left over from before the call; zero "
+                                 "the gradients first (diagnosis: stale_grad)")
+        checks.assert_close(g, w, name=f"{what}: gradient of {name}")
+    for (name, p), b in zip(model.named_parameters(), before):
+        if not torch.equal(p.detach(), b):
+            raise AssertionError(f"{what}: parameter {name} was changed; only gradients are asked for (diagnosis: modified_input)")
+        if p.grad is not None and bool((p.grad != 0).any()):
+            raise AssertionError(f"{what}: {name}.grad is not zeroed after the call (diagnosis: grad_not_zeroed)")
+
+
+torch.manual_seed(42)
+_model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+_batches = [(torch.randn(b, 3, dtype=torch.float64), torch.randn(b, 2, dtype=torch.float64)) for b in (5, 1, 3)]
+_check_accumulated(_model, torch.nn.functional.mse_loss, _batches, "three batches of sizes 5, 1, 3")
+print("accumulated_gradient returns the gradient of the summed loss and leaves .grad zeroed.")
+### BEGIN HIDDEN TESTS
+torch.manual_seed(4114)
+_model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)).double()
+_batches = [(torch.randn(b, 4, dtype=torch.float64), torch.randint(0, 3, (b,))) for b in (1, 7, 2, 4)]
+_check_accumulated(_model, torch.nn.functional.cross_entropy, _batches, "four classification batches")
+_check_accumulated(_model, torch.nn.functional.cross_entropy, _batches, "with stale gradients before the call", stale=True)
+_check_accumulated(_model, torch.nn.functional.cross_entropy, _batches[:1], "a single batch of size 1")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# On the digits: four mini-batches accumulated, against one `backward()` on the sum of the four
+# losses. They agree up to rounding.
+
+# %%
+with needs("accumulated_gradient"):
+    xd, yd = data.load_digits()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
+    batches = [(xd[i : i + 128], yd[i : i + 128]) for i in range(0, 512, 128)]
+    accumulated = accumulated_gradient(model, torch.nn.functional.cross_entropy, batches)
+    summed = sum(torch.nn.functional.cross_entropy(model(xb), yb) for xb, yb in batches)
+    at_once = torch.autograd.grad(summed, list(model.parameters()))
+    for (name, _), g_acc, g_one in zip(model.named_parameters(), accumulated, at_once):
+        print(f"{name:9} max |accumulated - summed| = {(g_acc - g_one).abs().max().item():.2e}")
+
+# %% [markdown]
+# ### `detach`, and in-place operations
+#
+# `detach()` returns a tensor that shares the data but is cut from the graph: no gradient flows
+# through it. Use it to stop the gradient at some point, or to update parameters outside autograd,
+# like the lecture's hand-written step `p.detach().sub_(eta * p.grad)`.
+
+# %%
+w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+y_out = (w * w).sum() + (w.detach() * 3.0).sum()  # the second term is a constant for autograd
+y_out.backward()
+print("gradient through w * w only:", w.grad, "(2 w; the detached term contributes nothing)")
+w.detach().sub_(0.1 * w.grad)  # an update that autograd does not record
+print("after the step w =", w.data, "| still a leaf:", w.is_leaf)
+
+# %% [markdown]
+# An in-place operation overwrites a value that the backward pass may need. Autograd keeps a version
+# counter on every tensor and refuses to use a saved tensor that has changed since it was saved.
+# `y += 1` is harmless, because the derivative of `+` does not need `y`. In `y *= y`, the product
+# has saved `y` for its own backward pass, and then overwrites it. In-place operations on a leaf that
+# requires grad are refused at once.
+
+# %%
+x = torch.tensor([1.0, 2.0, 3.0]).requires_grad_()
+y_in = x.sin()
+y_in += 1
+y_in.sum().backward()
+print("y += 1 then backward(): fine, x.grad =", x.grad)
+
+
+def square_in_place():
+    y_sq = x.sin()
+    y_sq *= y_sq  # the product saved y_sq for its backward, then overwrote it
+    y_sq.sum().backward()
+
+
+def add_to_leaf():
+    x.add_(1)
+
+
+for label, action in [("y *= y, then backward()", square_in_place), ("x.add_(1) on a leaf", add_to_leaf)]:
+    try:
+        action()
+        print(label, "ran without error")
+    except RuntimeError as exc:
+        print(f"{label}: RuntimeError: {str(exc).splitlines()[0][:160]}")
+
+# %% [markdown]
+# ## Summary
+#
+# * Reverse mode is one ordered sweep: sort the graph so that every node comes after its parents,
+#   seed the output with 1, and let each node push `grad * local derivative` into its parents with
+#   `+=`. Sharing (the same `Value` used twice, or `w1` used twice) needs no special case: the
+#   contributions add up.
+# * The order must be computed without recursion, or deep graphs break.
+# * Forward mode gives one directional derivative per pass. A gradient over $n$ inputs costs $n$
+#   passes, against one backward pass in reverse mode.
+# * `torch` does the same on tensors. It records `grad_fn` nodes while the forward runs, and
+#   `backward()` adds gradients into the leaves' `.grad`. That accumulation is why `zero_grad` exists,
+#   and also how gradients over several mini-batches are summed. `autograd.grad` returns gradients
+#   without touching `.grad`, `detach` cuts the graph, and in-place changes to saved tensors are
+#   refused.
