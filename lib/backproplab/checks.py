@@ -108,6 +108,16 @@ DIAGNOSES = {
     "no_memo": "the recursion recomputes values: memoise them",
     "not_bottom_up": "the table must be filled bottom-up, without recursion",
     "wrong_dim": "the operation runs over the wrong dimension",
+    # --- wave 2, lab 1 ---
+    # --- wave 2, lab 2 ---
+    # --- wave 2, lab 3 ---
+    # --- wave 2, lab 4 ---
+    # --- wave 2, lab 5 ---
+    # --- wave 2, lab 6 ---
+    # --- wave 2, predictions and bug hunts ---
+    "prediction": "the prediction differs from what the experiment shows",
+    "missed_bug": "the check accepted a wrong implementation",
+    "rejected_right": "the check rejected a right implementation",
 }
 
 
