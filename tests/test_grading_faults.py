@@ -37,6 +37,8 @@ def _students() -> dict[str, object]:
         if c.metadata.get("nbgrader", {}).get("grade_id") == HALVE:
             c.cell_type = "markdown"
             del c["outputs"], c["execution_count"]
+    outside = sub({"square": "def square(x):\n    return _times(x, x)\n"})
+    outside.cells.insert(2, nbformat.v4.new_code_cell("def _times(a, b):\n    return a * b\n"))
     kernel = sub()
     kernel.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "Gone", "language": "python"}
     return {
@@ -57,6 +59,7 @@ def _students() -> dict[str, object]:
         "duplicated": duplicated,
         "markdown": markdown,
         "kernel": kernel,
+        "outside_helper": outside,
     }
 
 
@@ -151,16 +154,33 @@ def test_unreadable_notebook_is_ungradable_not_silently_zero(graded, student):
     assert (graded["out"] / "feedback" / student / "tiny" / "tiny.html").exists()
 
 
-def test_deleted_grade_cell_is_restored_and_scored_zero(graded):
-    assert outcome(graded, "deleted") == {SQUARE: full(SQUARE), CUBE: (0.0, "missing_cell"), HALVE: full(HALVE)}
+def restored(gid):
+    return (tinycourse.POINTS[gid], "restored_cell")
+
+
+def test_deleted_grade_cell_is_restored_run_and_scored(graded):
+    # the graded notebook is rebuilt from the release: the deleted check is back, runs, and a right
+    # answer keeps its points; the change is flagged in the CSV and the report
+    assert outcome(graded, "deleted") == {SQUARE: full(SQUARE), CUBE: restored(CUBE), HALVE: full(HALVE)}
+    assert "deleted" in graded["cells"]["deleted"][CUBE]["message"]
+    report = (graded["out"] / "report.md").read_text()
+    assert "| deleted | tiny | test_cube |" in report
 
 
 def test_duplicated_grade_cell_is_graded_once(graded):
     assert outcome(graded, "duplicated") == {g: full(g) for g in ALL}
 
 
-def test_grade_cell_turned_into_markdown_is_restored_and_scored_zero(graded):
-    assert outcome(graded, "markdown") == {SQUARE: full(SQUARE), CUBE: full(CUBE), HALVE: (0.0, "missing_cell")}
+def test_grade_cell_turned_into_markdown_is_restored_run_and_scored(graded):
+    assert outcome(graded, "markdown") == {SQUARE: full(SQUARE), CUBE: full(CUBE), HALVE: restored(HALVE)}
+    assert "markdown" in graded["cells"]["markdown"][HALVE]["message"]
+
+
+def test_helper_defined_outside_the_exercise_cell_is_named_in_the_message(graded):
+    got = outcome(graded, "outside_helper")
+    assert got[SQUARE] == (0.0, "wrong_answer") and got[CUBE] == full(CUBE)
+    message = graded["cells"]["outside_helper"][SQUARE]["message"]
+    assert "`_times` is defined outside the exercise cell; only exercise cells are graded" in message
 
 
 def test_unknown_kernel_name_is_graded_with_the_course_kernel(graded):

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe", action="store_true",
                    help="MEASUREMENT ONLY: grade the submitted notebook as is, without the static scan, the "
                         "uid drop and the namespaces (to time what the protections cost); never for real grades")
+    p.add_argument("--no-feedback", action="store_true",
+                   help="scores only: skip the feedback pages (a quick pass; rerun without it for feedback)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
     return p
@@ -53,7 +55,7 @@ def settings_from_args(args) -> grading.Settings:
                     file_mib=args.file_mib)
     return grading.Settings(out=args.out.resolve(), limits=limits, jobs=max(1, args.jobs), db_url=args.db_url,
                             source_dir=args.source.resolve(), progress=not args.no_progress and not args.quiet,
-                            unsafe=args.unsafe)
+                            unsafe=args.unsafe, feedback=not args.no_feedback)
 
 
 def grade_class(submissions: Path, settings: grading.Settings, assignments: list[str] | None = None,
@@ -72,6 +74,9 @@ def grade_class(submissions: Path, settings: grading.Settings, assignments: list
     placed = grading.intake(submissions, out, names)
     for problem in placed.problems:
         echo(f"intake: {problem}")
+    # set up (generate the release of) only the assignments someone handed in: cached across runs
+    handed_in = {aid for (_, aid) in placed.placed}
+    assignments = [a for a in assignments if a in handed_in]
     course = grading.setup_course(settings, assignments)
     settings.hide = [*settings.hide, Path(submissions).resolve() if Path(submissions).is_dir()
                      else Path(submissions).resolve().parent]
@@ -81,9 +86,13 @@ def grade_class(submissions: Path, settings: grading.Settings, assignments: list
     export = grading.export_csv(course, out)
     if export.returncode != 0:
         echo(f"warning: nbgrader export failed: {results.first_line(export.stderr)}")
-    results.write_csvs(out, done)
+    # the class files always cover every result on disk, not only this run's (a one-student regrade
+    # or a late lab keeps everyone else's rows)
+    everything = results.load_all(out, course.token, done)
+    grading.refresh_manual_scores(course, everything)
+    results.write_csvs(out, everything)
     elapsed = time.perf_counter() - started
-    report.write(done, out, len(placed.problems), elapsed)
+    report.write(everything, out, len(placed.problems), elapsed)
     reasons = Counter(c["reason"] for r in done for c in r["cells"])
     errors = sum(1 for r in done if any(c["reason"] == "grader_error" for c in r["cells"]))
     seconds = sorted(r.get("seconds", 0.0) for r in done if r.get("seconds"))

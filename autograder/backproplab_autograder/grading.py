@@ -113,9 +113,15 @@ class Settings:
     scan: bool = True                  # static policy + tampering scan of the solution cells
     unsafe: bool = False               # MEASUREMENT ONLY: no reconstruction, no scan, no uid drop, no netns
     hide: list[Path] = field(default_factory=list)  # folders the kernel must not see (mount namespace)
+    feedback: bool = True              # render feedback pages (``--no-feedback``: scores only)
 
     def mode(self) -> str:
         return "unsafe" if self.unsafe else ("safe" if self.scan else "safe-noscan")
+
+    def hash_mode(self) -> str:
+        """What a finished job's hash depends on besides its inputs: a scores-only pass is redone
+        when feedback is wanted."""
+        return self.mode() + ("" if self.feedback else "+nofeedback")
 
 
 def _sha(*parts: bytes) -> str:
@@ -258,7 +264,11 @@ def _scores(course: Course, job: Job, notebook_id: str) -> dict[str, tuple[float
     with Gradebook(course.db_url, COURSE_ID) as gb:
         nb = gb.find_submission_notebook(notebook_id, job.assignment, job.student)
         for grade in nb.grades:
-            scores[grade.name] = (grade.score, float(grade.max_score))
+            if grade.needs_manual_grade:
+                scores[grade.name] = (None, float(grade.max_score), "needs_manual")
+            else:
+                how = "manual" if grade.manual_score is not None else "auto"
+                scores[grade.name] = (grade.score, float(grade.max_score), how)
     return scores
 
 
@@ -311,6 +321,8 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
 
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "backproplab_autograder.nbjob", str(course.root), job.assignment, job.student]
+    if not settings.feedback:
+        cmd.append("--no-feedback")
     if check.ungradable:
         proc = _record_ungradable(course, job, notebook_id)
     else:
@@ -325,7 +337,7 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
         what = {3: "nbgrader autograde failed", 4: "nbgrader generate_feedback failed"}.get(
             proc.returncode, f"grading process exited {proc.returncode}")
         result["grader_error"] = f"{what}: {results.first_line(_tail(proc.stderr))}"
-    elif check.ungradable is None and not (autograded.exists() and produced.exists()):
+    elif check.ungradable is None and not (autograded.exists() and (produced.exists() or not settings.feedback)):
         result["grader_error"] = "nbgrader wrote no autograded notebook or feedback"
 
     cells = []
@@ -347,13 +359,14 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
                 records = json.loads(rec_file.read_text())
                 result["restarts"] = records.get("restarts", 0)
             cells = results.cell_reasons(autograded, records, scores)
+            results.explain_precheck(cells, check.missing, check.dropped_names)
         feedback_dir = out / "feedback" / job.student / job.assignment
         if feedback_dir.exists():
             shutil.rmtree(feedback_dir)
         feedback_dir.mkdir(parents=True)
         if check.ungradable:
             (feedback_dir / f"{notebook_id}.html").write_text(_ungradable_html(job, check.ungradable))
-        else:
+        elif produced.exists():
             shutil.copyfile(produced, feedback_dir / produced.name)
     if result["grader_error"] is not None:
         cells = _error_cells(course, job, notebook_id, result["grader_error"])
@@ -362,7 +375,7 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     result["score"] = float(sum(c["score"] for c in cells))
     result["max_score"] = float(sum(c["max_score"] for c in cells))
     result["seconds"] = round(time.perf_counter() - started, 3)
-    result["hash"] = job_hash(job, course, limits, settings.mode())
+    result["hash"] = job_hash(job, course, limits, settings.hash_mode())
     results.write_json_atomic(result_path(out, job), result)
     return result
 
@@ -436,7 +449,7 @@ class Grader:
         todo, done = [], []
         for job in jobs:
             finished = load_finished(settings.out, job, course, job_hash(job, course, settings.limits,
-                                                                          settings.mode()))
+                                                                          settings.hash_mode()))
             if finished is not None:
                 done.append(finished)
             else:
@@ -488,6 +501,33 @@ class Grader:
             shutil.rmtree(settings.sandbox_root, ignore_errors=True)
             sandbox.release_uids(lease_fds)
         return done
+
+
+def refresh_manual_scores(course: Course, done: list[dict]) -> None:
+    """Read the written answers' scores back from the gradebook (a TA scores them in the formgrader
+    after the grader ran), so that the class CSVs agree with ``nbgrader export``."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from .results import MANUAL
+
+    pending = [r for r in done if any(c["reason"] in MANUAL for c in r["cells"])]
+    if not pending:
+        return
+    with warnings.catch_warnings(), Gradebook(course.db_url, COURSE_ID) as gb:
+        warnings.simplefilter("ignore")
+        for res in pending:
+            for row in res["cells"]:
+                if row["reason"] not in MANUAL:
+                    continue
+                try:
+                    grade = gb.find_grade(row["grade_id"], row["notebook"], res["assignment"], res["student_id"])
+                except MissingEntry:
+                    continue
+                if grade.needs_manual_grade:
+                    row.update(score=0.0, reason="needs_manual_grade", message="written answer: waiting for a grader")
+                else:
+                    row.update(score=float(grade.score or 0.0), reason="manually_graded", message="")
+            res["score"] = float(sum(c["score"] for c in res["cells"]))
 
 
 def collect_jobs(submitted: Path, assignments: list[str], placed: dict) -> list[Job]:

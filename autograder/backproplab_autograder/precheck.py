@@ -2,9 +2,11 @@
 
 * Ungradable (recorded, never sent to nbgrader): an empty file, bytes that are not JSON, JSON that
   is not a notebook, a notebook with no cells.
-* A grade cell deleted: a copy of the released cell is put back where it was and flagged, so the
-  grader does not run it and nbgrader scores it 0 (reason ``missing_cell``).
-* A grade cell turned into markdown (or raw): made a code cell again and flagged the same way.
+* A grade cell deleted, or turned into markdown (or raw): the notebook that is graded is rebuilt
+  from the release (below), so the released cell is back in place: it runs and is scored like any
+  other, and a passing one is flagged ``restored_cell`` in the results. (In the measurement-only
+  ``--unsafe`` mode, which grades the submission as is, the cell is put back flagged, not run, and
+  scores 0: reason ``missing_cell``.)
 * A grade cell duplicated: the first copy keeps its grade id, the others become plain cells (they
   still run; they are not graded), as nbgrader's ``DeduplicateIds`` would do with the last.
 * A kernel name the grader does not know: replaced by the release's kernelspec (the grader runs
@@ -16,7 +18,10 @@ nbgrader cells in the release's order and with the release's metadata, and, from
 only the *source* of each solution cell, matched by grade id (a missing one: the release's stub).
 Every lesson cell, markdown cell and cell the student added is dropped: grade cells depend only on
 the import block and the solution cells (docs/contract.md rule 6, proven by tests/helpers/gradecells.py),
-so nothing a grade cell needs is lost, and code placed anywhere else never runs.
+so nothing a grade cell needs is lost, and code placed anywhere else never runs. The names that the
+dropped cells define are kept (``Precheck.dropped_names``) so that a failure caused by a helper written
+outside its exercise cell can say so. Manually graded answer cells (markdown written answers) are kept
+with the student's text: nbgrader never runs them and a person scores them in the formgrader.
 
 Last, the solution cells are scanned (:mod:`policy`, nothing runs): an exercise that uses autograd
 or torch.optim where it is forbidden, or any solution cell with a tampering construct, is replaced
@@ -44,6 +49,7 @@ class Precheck:
     notes: list[str] = field(default_factory=list)
     policy: dict[str, str] = field(default_factory=dict)   # grade cell id -> policy message
     findings: list = field(default_factory=list)           # policy.Finding / policy.TamperFinding
+    dropped_names: dict[str, int] = field(default_factory=dict)  # name -> index of the dropped cell defining it
 
 
 def _grade_id(cell) -> str | None:
@@ -151,7 +157,8 @@ def check(path: Path, release: nbformat.NotebookNode, out: Path, known_kernels: 
         if "kernelspec" in release.metadata:
             nb.metadata["kernelspec"] = copy.deepcopy(release.metadata["kernelspec"])
     for gid, why in result.missing.items():
-        result.notes.append(f"grade cell {gid} was {why}: restored from the assignment, scored 0")
+        result.notes.append(f"grade cell {gid} was {why}: restored from the assignment, "
+                            + ("run and scored" if reconstruct else "scored 0"))
     if reconstruct:
         nb = rebuild(nb, release, result)
         if scan:
@@ -169,32 +176,60 @@ def rebuild(nb: nbformat.NotebookNode, release: nbformat.NotebookNode, result: P
     """The notebook nbgrader grades: the release's import block and nbgrader cells, the student's
     solution-cell sources (see the module docstring)."""
     submitted = {}
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         gid = _nbgrader_id(cell)
         if gid is not None and gid not in submitted:
             submitted[gid] = cell
+        elif gid is None and cell.get("cell_type") == "code":
+            for name in _top_level_names(cell.get("source", "")):
+                result.dropped_names.setdefault(name, index)
     code = [c for c in release.cells if c.get("cell_type") == "code"]
     first = code[0] if code else None
     cells = []
     for ref in release.cells:
         meta = ref.get("metadata", {}).get("nbgrader", {})
-        if ref is not first and (ref.get("cell_type") != "code" or not meta):
+        manual = bool(meta) and ref.get("cell_type") == "markdown" and (meta.get("grade") or meta.get("task"))
+        if ref is not first and not manual and (ref.get("cell_type") != "code" or not meta):
             continue  # lesson and markdown cells are not graded and not run
         cell = copy.deepcopy(ref)
         gid = meta.get("grade_id")
         sub = submitted.get(gid) if gid else None
-        if meta.get("solution"):
+        if manual:
+            # a written answer: the student's text (never run), kept for the formgrader
+            if sub is not None and meta.get("solution"):
+                cell.source = sub.get("source", "")
+        elif meta.get("solution"):
             if sub is not None and sub.get("cell_type") == "code":
                 cell.source = sub.get("source", "")
             else:
                 why = "missing" if sub is None else f"a {sub.get('cell_type')} cell"
                 result.notes.append(f"solution cell {gid} is {why}: graded as the assignment's empty exercise")
-        elif sub is not None and sub.get("metadata", {}).get(MISSING_KEY, {}).get("missing_cell"):
-            cell.metadata[MISSING_KEY] = {"missing_cell": sub.metadata[MISSING_KEY]["missing_cell"]}
+        # a grade cell the student deleted or turned into markdown is the release's cell here: it runs
         cells.append(cell)
     out = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(release.metadata))
     out.nbformat, out.nbformat_minor = release.get("nbformat", 4), release.get("nbformat_minor", 5)
     return out
+
+
+def _top_level_names(source: str) -> list[str]:
+    """Functions, classes and assigned names a cell defines at top level (none if it does not parse)."""
+    import ast
+
+    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return []
+    names = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]
+    return names
 
 
 def _commented(source: str) -> str:

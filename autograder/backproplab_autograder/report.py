@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .results import REASONS
+from .results import MANUAL, REASONS
+
+PASSED = ("passed", "restored_cell")
 
 
 def summarise(results: list[dict]) -> dict:
@@ -18,7 +20,8 @@ def summarise(results: list[dict]) -> dict:
         pct = 100.0 * res["score"] / res["max_score"] if res["max_score"] else 0.0
         labs[aid].append(pct)
         for c in res["cells"]:
-            exercises[(aid, c["grade_id"])].append(c["reason"] == "passed")
+            if c["reason"] not in MANUAL:  # written answers are a person's to score: not a pass rate
+                exercises[(aid, c["grade_id"])].append(c["reason"] in PASSED)
             reasons[aid][c["reason"]] += 1
             diagnoses.update(c.get("diagnoses", []))
     return {"labs": dict(labs), "exercises": dict(exercises), "reasons": dict(reasons), "diagnoses": diagnoses}
@@ -93,12 +96,35 @@ def markdown(summary: dict, results: list[dict], intake_problems: int, elapsed: 
     fail_reasons: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for r in results:
         for c in r["cells"]:
-            if c["reason"] != "passed":
+            if c["reason"] not in PASSED and c["reason"] not in MANUAL:
                 fail_reasons[(r["assignment"], c["grade_id"])][c["reason"]] += 1
     for (aid, gid), v in summary["exercises"].items():
         worst = fail_reasons[(aid, gid)].most_common(1)
         lines.append(f"| {aid} | {gid} | {100.0 * sum(v) / len(v):.0f}% ({sum(v)}/{len(v)}) | "
                      f"{worst[0][0] + ' (' + str(worst[0][1]) + ')' if worst else ''} |")
+    predictions = {(aid, gid): v for (aid, gid), v in summary["exercises"].items()
+                   if gid.startswith("test_predicted_")}
+    if predictions:
+        lines += ["", "## Predictions (predict, then check)", "",
+                  "How often the class predicted the outcome of an experiment before running it: a low rate "
+                  "names an intuition the lectures should build again.", "",
+                  "| lab | topic | right predictions |", "| --- | --- | ---: |"]
+        for (aid, gid), v in predictions.items():
+            lines.append(f"| {aid} | {gid.removeprefix('test_predicted_')} | "
+                         f"{100.0 * sum(v) / len(v):.0f}% ({sum(v)}/{len(v)}) |")
+    restored = [(r["student_id"], r["assignment"], c["grade_id"]) for r in results for c in r["cells"]
+                if c["reason"] == "restored_cell" or c.get("message", "").startswith("(grade cell ")]
+    if restored:
+        lines += ["", "## Grade cells restored from the assignment", "",
+                  "The student deleted these grade cells (or turned them into markdown); the grader put the "
+                  "released cell back and graded it.", "", "| student | lab | grade cell |", "| --- | --- | --- |"]
+        lines += [f"| {st} | {aid} | {gid} |" for st, aid, gid in sorted(restored)]
+    waiting = Counter(r["assignment"] for r in results for c in r["cells"] if c["reason"] == "needs_manual_grade")
+    if waiting:
+        lines += ["", "## Written answers waiting for a grader", "",
+                  "Score them in nbgrader's formgrader; the next run of the grader reads the scores back.", "",
+                  "| lab | answers waiting |", "| --- | ---: |"]
+        lines += [f"| {aid} | {n} |" for aid, n in sorted(waiting.items())]
     lines += ["", "## Most frequent diagnoses", ""]
     top = summary["diagnoses"].most_common(10)
     if top:

@@ -12,7 +12,10 @@ from pathlib import Path
 import nbformat
 
 REASONS = ("passed", "wrong_answer", "timeout", "crash", "out_of_memory", "output_cap",
-           "missing_cell", "ungradable", "policy", "grader_error")
+           "missing_cell", "restored_cell", "ungradable", "policy", "grader_error",
+           "needs_manual_grade", "manually_graded")
+# written answers and tasks: scored by a person in nbgrader's formgrader, never by the grader
+MANUAL = {"needs_manual_grade", "manually_graded"}
 FAULTS = {"timeout", "crash", "out_of_memory", "output_cap", "policy"}
 DIAGNOSIS = re.compile(r"\(diagnosis: ([a-z_]+)\)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -38,7 +41,9 @@ def _error(cell) -> dict | None:
 def cell_reasons(autograded: Path, records: dict | None, scores: dict[str, tuple[float | None, float]]) -> list[dict]:
     """One row per grade cell of the autograded notebook, in notebook order.
 
-    ``scores`` maps grade_id -> (score, max_score) read from the gradebook. A failed grade cell
+    ``scores`` maps grade_id -> (score, max_score[, how]) read from the gradebook, ``how`` one of
+    ``needs_manual`` (score None), ``manual`` (a person's score) or ``auto``. Written-answer cells
+    (markdown) are never run: ``needs_manual_grade`` until a person scores them. A failed grade cell
     takes the fault recorded for it, else a fault recorded for a cell between the previous grade
     cell and it (its solution cell: a solution that timed out or crashed explains the failure),
     else ``wrong_answer``.
@@ -54,7 +59,16 @@ def cell_reasons(autograded: Path, records: dict | None, scores: dict[str, tuple
                 pending.append(rec)
             continue
         gid = meta["grade_id"]
-        score, max_score = scores.get(gid, (None, float(meta.get("points", 0) or 0)))
+        score, max_score, *how = scores.get(gid, (None, float(meta.get("points", 0) or 0)))
+        if cell.cell_type != "code":  # a written answer: a person grades it in the formgrader
+            how = how[0] if how else ("needs_manual" if score is None else "manual")
+            reason, message = {
+                "needs_manual": ("needs_manual_grade", "written answer: waiting for a grader"),
+                "manual": ("manually_graded", ""),
+            }.get(how, ("wrong_answer", "the written answer was left as released (no answer)"))
+            rows.append({"notebook": autograded.stem, "grade_id": gid, "score": score or 0.0,
+                         "max_score": max_score, "reason": reason, "message": message, "diagnoses": []})
+            continue
         err = _error(cell)
         detail = ""
         if err is not None:
@@ -78,6 +92,45 @@ def cell_reasons(autograded: Path, records: dict | None, scores: dict[str, tuple
                      "max_score": max_score, "reason": reason, "message": message,
                      "diagnoses": DIAGNOSIS.findall(detail) if reason == "wrong_answer" else []})
     return rows
+
+
+_UNDEFINED = re.compile(r"name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+
+
+def explain_precheck(rows: list[dict], missing: dict[str, str], dropped_names: dict[str, int]) -> None:
+    """Say in the rows what the pre-check changed: a grade cell the student deleted (or turned into
+    markdown) that was restored and passed is ``restored_cell``; a failure caused by a name defined
+    only in a cell that is not graded says so."""
+    for row in rows:
+        why = missing.get(row["grade_id"])
+        if why and row["reason"] == "passed":
+            row["reason"] = "restored_cell"
+            row["message"] = (f"this grade cell was {why} in the submission; it was restored from the "
+                              "assignment and graded (full points)")
+        elif why:
+            row["message"] = f"(grade cell {why} in the submission, restored and graded) " + row["message"]
+        if row["reason"] in ("passed", "restored_cell"):
+            continue
+        names = [n for n in _UNDEFINED.findall(row["message"]) if n in dropped_names]
+        if names:
+            row["message"] = (f"`{names[0]}` is defined outside the exercise cell; only exercise cells are "
+                              f"graded: move it into the exercise's cell. " + row["message"])
+
+
+def load_all(out: Path, token: str, fresh: list[dict] = ()) -> list[dict]:
+    """Every finished result under ``out/results`` made for the course ``token``, with ``fresh`` (this
+    run's results) taking precedence: what the class CSVs and the report are built from."""
+    found: dict[tuple[str, str], dict] = {}
+    for path in sorted((Path(out) / "results").glob("*/*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("course_token") == token and "cells" in data:
+            found[(data.get("student_id"), data.get("assignment"))] = data
+    for res in fresh:
+        found[(res["student_id"], res["assignment"])] = res
+    return list(found.values())
 
 
 def write_json_atomic(path: Path, data) -> None:

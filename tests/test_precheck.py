@@ -1,0 +1,57 @@
+"""The notebook that is graded, rebuilt from the release: written answers kept with the student's text,
+deleted grade cells back in place and run, names defined in dropped cells remembered for messages."""
+
+from __future__ import annotations
+
+import nbformat
+from backproplab_autograder import precheck, tinycourse
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+
+def _with_written_answer(nb):
+    meta = {"nbgrader": {"grade": True, "solution": True, "grade_id": "answer_why", "points": 2.0,
+                         "locked": False, "schema_version": 3, "task": False}}
+    nb.cells.append(new_markdown_cell("Why does squaring keep the sign away?"))
+    nb.cells.append(new_markdown_cell("YOUR ANSWER HERE", metadata=meta))
+    return nb
+
+
+def _graded(tmp_path, submission, release):
+    path = tmp_path / "in.ipynb"
+    nbformat.write(submission, str(path))
+    out = tmp_path / "out.ipynb"
+    result = precheck.check(path, release, out, assignment="tiny")
+    return result, nbformat.read(str(out), as_version=4)
+
+
+def test_written_answer_cell_is_kept_with_the_students_text_and_never_made_code(tmp_path):
+    release = _with_written_answer(tinycourse.submission())
+    sub = _with_written_answer(tinycourse.submission())
+    sub.cells[-1].source = "Because (-x)^2 = x^2."
+    result, graded = _graded(tmp_path, sub, release)
+    answer = [c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "answer_why"]
+    assert len(answer) == 1 and answer[0].cell_type == "markdown"
+    assert answer[0].source == "Because (-x)^2 = x^2."
+    # the question (a lesson cell) is not part of the graded notebook
+    assert not any("keep the sign" in c.source for c in graded.cells)
+    assert result.ungradable is None
+
+
+def test_deleted_grade_cell_is_back_and_runs(tmp_path):
+    release = tinycourse.submission()
+    sub = tinycourse.submission()
+    sub.cells = [c for c in sub.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_cube"]
+    result, graded = _graded(tmp_path, sub, release)
+    cube = [c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_cube"]
+    assert len(cube) == 1 and cube[0].cell_type == "code"
+    assert "backproplab" not in cube[0].metadata  # not flagged to be skipped: it runs
+    assert result.missing == {"test_cube": "deleted"}
+
+
+def test_names_of_dropped_cells_are_remembered(tmp_path):
+    release = tinycourse.submission()
+    sub = tinycourse.submission()
+    sub.cells.insert(2, new_code_cell("import numpy as np\ndef ones_col(n):\n    return [1] * n\nK = 3\n"))
+    result, graded = _graded(tmp_path, sub, release)
+    assert {"np", "ones_col", "K"} <= set(result.dropped_names)
+    assert not any("ones_col" in c.source for c in graded.cells)
