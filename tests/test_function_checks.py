@@ -261,3 +261,53 @@ def test_graph_node_names_counts_custom_and_builtin_nodes():
     x = torch.randn(3, requires_grad=True)
     names = fc.graph_node_names(torch.tanh(Ref.apply(x)) * 2)
     assert names["TanhBackward"] == 1 and names["TanhBackward0"] == 1 and names["AccumulateGrad"] == 1
+
+
+# --- comparisons at the inputs' magnitude ----------------------------------------------------------
+
+from backproplab import checks  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tolerance_grows_with_the_magnitude_and_never_drops_below_the_defaults(dtype):
+    rtol0, atol0 = checks.tolerances(dtype)
+    small = checks.tolerances_at(dtype, 1.0)
+    assert small == (rtol0, atol0)
+    sizes = [1.0, 10.0, 1e3, 1e4, 1e6]
+    atols = [checks.tolerances_at(dtype, m)[1] for m in sizes]
+    assert atols == sorted(atols) and all(a >= atol0 for a in atols)
+    # the absolute allowance is the same whatever the reference's scale (compare multiplies atol by 1 + scale)
+    big = 1e3 / torch.finfo(dtype).eps  # large enough for the allowance to exceed the defaults
+    for scale in (0.0, 3.0, 1e4):
+        _, atol = checks.tolerances_at(dtype, big, reference_scale=scale)
+        assert atol * (1 + scale) == pytest.approx(4 * torch.finfo(dtype).eps * big)
+
+
+def test_one_ulp_of_a_large_input_is_accepted_and_a_real_error_is_not():
+    z = torch.tensor([1e4, -1e4 + 1.0, 3.0])
+    ulp = float(torch.finfo(torch.float32).eps) * 1e4
+    ref = torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64)
+    close = (ref + ulp).float()
+    assert checks.compare(close, ref, dtype=torch.float32) is not None  # the plain tolerance rejects one ulp
+    assert fc.compare(close, ref, inputs=[z], dtype=torch.float32) is None
+    wrong = ref.flip(0).float()
+    assert fc.compare(wrong, ref, inputs=[z], dtype=torch.float32).tag != "precision"
+
+
+def test_small_relative_error_over_tolerance_is_precision_and_patterns_keep_their_tag():
+    ref = torch.linspace(1.0, 2.0, 6, dtype=torch.float64).reshape(2, 3)
+    slightly = ref * (1 + 1e-4 * torch.tensor([[1.0, -2.0, 3.0], [0.5, 1.0, -1.0]], dtype=torch.float64))
+    mismatch = fc.compare(slightly, ref, inputs=[ref])
+    assert mismatch.tag == "precision" and "(diagnosis: precision)" in mismatch.message("x")
+    assert fc.compare(-ref, ref).tag == "sign"
+    assert fc.compare(ref * 2, ref, batch_size=2).tag == "batch_sum"
+    assert fc.compare(ref + torch.tensor([[0.0], [0.5]], dtype=torch.float64), ref).tag == "some_rows"
+    with pytest.raises(AssertionError, match="diagnosis: precision"):
+        fc.assert_close(slightly, ref, name="loss")
+    with pytest.raises(AssertionError, match=r"g\['b'\].*diagnosis: sign"):
+        fc.assert_grads_close({"a": ref, "b": -ref}, {"a": ref, "b": ref}, name="g")
+
+
+def test_magnitude_ignores_integers_infinities_and_non_tensors():
+    assert fc.magnitude_of([torch.tensor([1.0, -5.0, float("inf")]), torch.tensor([7, 9]), None, 2.5]) == 5.0
+    assert fc.magnitude_of([]) == 0.0

@@ -348,9 +348,69 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
 """
 
 
+def _sce_from_log_softmax(log_softmax: str) -> str:
+    """A SoftmaxCrossEntropy whose forward computes log p with the given expression of z."""
+    return f"""
+class SoftmaxCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits, target):
+        z = logits
+        log_p = {log_softmax}
+        ctx.save_for_backward(log_p, target)
+        return -log_p[torch.arange(z.shape[0]), target].mean()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        log_p, target = ctx.saved_tensors
+        g = log_p.exp() - F.one_hot(target, log_p.shape[1]).to(log_p.dtype)
+        return g * grad_output / log_p.shape[0], None
+"""
+
+
+# Mathematically right forms of log-softmax: each rounds differently in float32 at logits of 1e4,
+# and each must pass every grade cell (precision is not logic).
+LOG_SOFTMAX_FORMS = {
+    "z_minus_logsumexp": "z - torch.logsumexp(z, dim=1, keepdim=True)",
+    "max_then_logsumexp": "(z - z.amax(1, keepdim=True)) - torch.logsumexp(z - z.amax(1, keepdim=True), 1, keepdim=True)",
+    "torch_log_softmax": "torch.log_softmax(z, dim=1)",
+    "manual_logsumexp": ("z - (z.max(1, keepdim=True).values "
+                         "+ torch.log(torch.exp(z - z.max(1, keepdim=True).values).sum(1, keepdim=True)))"),
+    "F_log_softmax_float": "F.log_softmax(z, 1)",
+}
+
+
 @pytest.mark.parametrize("source", [SCE_LOGSUMEXP, SCE_SAVE_SOFTMAX], ids=["logsumexp_gather", "saved_softmax"])
 def test_other_softmax_cross_entropies_pass(source):
     assert_all_pass("SoftmaxCrossEntropy", source)
+
+
+@pytest.mark.parametrize("form", LOG_SOFTMAX_FORMS.values(), ids=LOG_SOFTMAX_FORMS.keys())
+def test_every_right_log_softmax_form_passes_at_logits_of_1e4(form):
+    assert_all_pass("SoftmaxCrossEntropy", _sce_from_log_softmax(form))
+
+
+def test_precision_only_error_is_called_precision():
+    # the right formula, but the loss value rounded through half precision (about 3 significant digits)
+    half = _sce_from_log_softmax("torch.log_softmax(z, dim=1)").replace(
+        "return -log_p[torch.arange(z.shape[0]), target].mean()",
+        "return -log_p.half()[torch.arange(z.shape[0]), target].float().mean().to(z.dtype)")
+    for gid in ("test_SoftmaxCrossEntropy_forward",):
+        outcome = run_grade_cell(AID, gid, {"SoftmaxCrossEntropy": half})
+        assert not outcome.passed, f"{gid} accepted a loss rounded to half precision"
+        assert "(diagnosis: precision)" in outcome.message and "subtract the row maximum" in outcome.message, outcome.message
+
+
+def test_logic_mistakes_keep_their_tags_at_every_magnitude():
+    wrong_row = _sce_from_log_softmax("torch.log_softmax(z, dim=1)").replace(
+        "log_p[torch.arange(z.shape[0]), target]", "log_p[torch.arange(z.shape[0]), target.roll(1)]")
+    text = assert_fails("SoftmaxCrossEntropy", wrong_row)
+    assert "(diagnosis: precision)" not in text and "(diagnosis: values)" in text
+    no_mean = _sce_from_log_softmax("torch.log_softmax(z, dim=1)").replace(
+        "target].mean()", "target].sum()").replace("g * grad_output / log_p.shape[0]", "g * grad_output")
+    text = assert_fails("SoftmaxCrossEntropy", no_mean, "(diagnosis: batch_sum)")
+    assert "(diagnosis: precision)" not in text
+    naive = _sce_from_log_softmax("torch.log(torch.exp(z) / torch.exp(z).sum(1, keepdim=True))")
+    assert_fails("SoftmaxCrossEntropy", naive, "(diagnosis: not_stable)", only={"test_SoftmaxCrossEntropy_stable"})
 
 
 def test_unstable_softmax_fails_only_stability():

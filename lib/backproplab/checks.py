@@ -36,6 +36,7 @@ __all__ = [
     "gradcheck",
     "time_limit",
     "tolerances",
+    "tolerances_at",
 ]
 
 # Tag -> sentence shown to the student. Tags are stable: the class report counts them.
@@ -113,6 +114,8 @@ DIAGNOSES = {
     # --- wave 2, lab 3 ---
     # --- wave 2, lab 4 ---
     # --- wave 2, lab 5 ---
+    "precision": "close but not within what float32 can represent here: compute in the numerically stable form "
+                 "(subtract the row maximum before exp)",
     # --- wave 2, lab 6 ---
     # --- wave 2, predictions and bug hunts ---
     "prediction": "the prediction differs from what the experiment shows",
@@ -198,6 +201,25 @@ def tolerances(dtype: torch.dtype) -> tuple[float, float]:
     if dtype in (torch.float16, torch.bfloat16):
         return 1e-2, 1e-2
     return 0.0, 0.0
+
+
+def tolerances_at(
+    dtype: torch.dtype, magnitude: float, reference_scale: float = 0.0, safety: float = 4.0
+) -> tuple[float, float]:
+    """``(rtol, atol)`` in :func:`compare`'s convention for inputs as large as ``magnitude``.
+
+    A correct evaluation in ``dtype`` rounds every input to within ``eps * |x|``, so a function
+    whose output moves at most as much as its inputs (softplus, a mean cross-entropy, a softmax)
+    can be off by about ``eps * magnitude`` in absolute terms: at logits of 1e4 in float32 that is
+    1e-3, above :func:`tolerances`. The absolute allowance is ``safety * eps * magnitude`` (never
+    below the dtype's defaults); ``compare`` multiplies ``atol`` by ``1 + max|reference|``, so pass
+    that ``reference_scale`` to get the allowance in its units.
+    """
+    rtol, atol = tolerances(dtype)
+    if not dtype.is_floating_point:
+        return rtol, atol
+    allowance = safety * torch.finfo(dtype).eps * max(float(magnitude), 1.0)
+    return rtol, max(atol, allowance / (1.0 + float(reference_scale)))
 
 
 def _fmt(x: float) -> str:

@@ -30,14 +30,20 @@ from typing import Any
 
 import torch
 
+from backproplab import checks
+
 __all__ = [
     "FUNCTION_DIAGNOSES",
+    "assert_close",
+    "assert_grads_close",
     "assert_saves_output",
     "autograd_function",
     "check_static",
     "check_function_class",
+    "compare",
     "gradgradcheck",
     "graph_node_names",
+    "magnitude_of",
     "run_backward",
     "run_forward",
     "substituted",
@@ -55,7 +61,14 @@ FUNCTION_DIAGNOSES = {
     "output_not_saved": "forward should save its output for backward",
     "not_double_differentiable": "backward must be written with differentiable torch operations",
     "no_graph": "the output is not connected to the inputs through the Function",
+    "precision": "close, but not within what float32 can represent here: use the numerically stable form",
 }
+
+# Tags whose pattern is a logic mistake whatever the size of the error: never re-read as precision.
+_STRUCTURAL = {"zero", "sign", "transposed", "batch_sum", "batch_mean_twice", "nan", "inf", "wrong_shape",
+               "transposed_shape", "batch_dim_kept", "wrong_dtype", "not_a_tensor"}
+# An error no larger than this share of the values is a matter of precision, not of logic.
+PRECISION_SHARE = 1e-2
 
 
 def _label(cls: Any, name: str | None) -> str:
@@ -349,3 +362,77 @@ def substituted(namespace: MutableMapping[str, Any], **replacements: Any) -> Ite
                 namespace.pop(key, None)
             else:
                 namespace[key] = value
+
+
+# --- comparisons at the inputs' magnitude ----------------------------------------------------------
+
+
+def magnitude_of(inputs: Sequence[Any]) -> float:
+    """The largest finite absolute value among the floating-point tensors (or numbers) in ``inputs``."""
+    largest = 0.0
+    for x in inputs:
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel():
+            finite = x.detach()[torch.isfinite(x.detach())]
+            if finite.numel():
+                largest = max(largest, float(finite.abs().max()))
+        elif isinstance(x, (int, float)) and not isinstance(x, bool):
+            largest = max(largest, abs(float(x)))
+    return largest
+
+
+def _precision_only(actual: Any, expected: torch.Tensor, tag: str) -> bool:
+    """Over tolerance, but by no more than ``PRECISION_SHARE`` of the values, and with no logic pattern."""
+    if tag in _STRUCTURAL or not isinstance(actual, torch.Tensor) or actual.shape != expected.shape:
+        return False
+    a = actual.detach().to(torch.float64)
+    e = expected.detach().to(torch.float64)
+    if not bool(torch.isfinite(a).all()):
+        return False
+    scale = float(e.abs().max()) if e.numel() else 0.0
+    return scale > 0 and float((a - e).abs().max()) <= PRECISION_SHARE * scale
+
+
+def compare(actual: Any, expected: torch.Tensor, *, inputs: Sequence[Any] = (), magnitude: float | None = None,
+            dtype: torch.dtype | None = None, batch_size: int | None = None) -> checks.Mismatch | None:
+    """:func:`checks.compare` with tolerances from :func:`checks.tolerances_at` at the inputs' magnitude.
+
+    A correct evaluation in float32 at logits of 1e4 is off by about 1e-3 (one unit in the last place
+    of the input), so the tolerance grows with the inputs. A result over that tolerance but within
+    ``PRECISION_SHARE`` of the values, with no recognisable logic pattern, is tagged ``precision``.
+    """
+    want = dtype if dtype is not None else expected.dtype
+    got = actual.dtype if isinstance(actual, torch.Tensor) and actual.is_floating_point() else want
+    size = magnitude_of(inputs) if magnitude is None else float(magnitude)
+    scale = float(expected.detach().abs().max()) if expected.numel() else 0.0
+    rtol, atol = checks.tolerances_at(got, size, reference_scale=scale)
+    mismatch = checks.compare(actual, expected, dtype=dtype, rtol=rtol, atol=atol, batch_size=batch_size)
+    if mismatch is None or not _precision_only(actual, expected, mismatch.tag):
+        return mismatch
+    err = float((actual.detach().to(torch.float64) - expected.detach().to(torch.float64)).abs().max())
+    return checks.Mismatch(
+        "precision",
+        f"largest error {err:.3g}, {err / scale:.2g} of the values, over what {got} allows at inputs of size "
+        f"{size:.3g}; {checks.DIAGNOSES['precision']}",
+        mismatch.details,
+    )
+
+
+def assert_close(actual: Any, expected: torch.Tensor, name: str = "result", **kwargs) -> None:
+    """Raise an ``AssertionError`` in words if ``actual`` differs from ``expected`` (see :func:`compare`)."""
+    mismatch = compare(actual, expected, **kwargs)
+    if mismatch is not None:
+        raise AssertionError(mismatch.message(name))
+
+
+def assert_grads_close(actual: Any, expected: dict[str, torch.Tensor], name: str = "grads", **kwargs) -> None:
+    """:func:`assert_close` key by key on a dict of gradients; every failing key is reported."""
+    if not isinstance(actual, dict):
+        raise AssertionError(f"{name}: expected a dict with keys {sorted(expected)}, got {type(actual).__name__} "
+                             "(diagnosis: not_a_tensor)")
+    problems = []
+    for key, ref in expected.items():
+        mismatch = compare(actual.get(key), ref, **kwargs)
+        if mismatch is not None:
+            problems.append(mismatch.message(f"{name}[{key!r}]"))
+    if problems:
+        raise AssertionError("\n".join(problems))

@@ -231,12 +231,12 @@ function_checks.check_static(Log1pExp, "forward")
 t_x = torch.tensor([-3.0, -0.5, 0.0, 0.5, 3.0])
 t_y = function_checks.run_forward(Log1pExp, t_x, input_names=["x"])
 t_ref = torch.logaddexp(t_x.double(), torch.zeros((), dtype=torch.float64))
-checks.assert_close(t_y, t_ref, name="Log1pExp.apply(x) in float32", dtype=torch.float32)
+function_checks.assert_close(t_y, t_ref, name="Log1pExp.apply(x) in float32", dtype=torch.float32)
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (7,), (3, 4)]:
     t_x = torch.randn(*t_shape, dtype=torch.float64) * 6
     t_y = function_checks.run_forward(Log1pExp, t_x, input_names=["x"])
-    checks.assert_close(t_y, torch.logaddexp(t_x, torch.zeros_like(t_x)), name=f"Log1pExp.apply(x), x of shape {t_shape}")
+    function_checks.assert_close(t_y, torch.logaddexp(t_x, torch.zeros_like(t_x)), name=f"Log1pExp.apply(x), x of shape {t_shape}")
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Log1pExp_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
@@ -247,7 +247,7 @@ t_g = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], dtype=torch.float64)
 t_y = function_checks.run_forward(Log1pExp, t_x, input_names=["x"])
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="Log1pExp", input_names=["x"])
 (t_ref,) = torch.autograd.grad(torch.logaddexp(t_x, torch.zeros_like(t_x)), t_x, t_g)
-checks.assert_close(t_gx, t_ref, name="Log1pExp gradient with respect to x")
+function_checks.assert_close(t_gx, t_ref, name="Log1pExp gradient with respect to x")
 checks.gradcheck(Log1pExp.apply, (t_x,), name="Log1pExp.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (6,), (2, 5)]:
@@ -256,10 +256,10 @@ for t_shape in [(1,), (6,), (2, 5)]:
     t_g = torch.randn(*t_shape, dtype=torch.float64)
     (t_gx,) = checks.call(torch.autograd.grad, Log1pExp.apply(t_x), t_x, t_g, name="backward of Log1pExp")
     (t_ref,) = torch.autograd.grad(torch.logaddexp(t_x, torch.zeros_like(t_x)), t_x, t_g)
-    checks.assert_close(t_gx, t_ref, name=f"Log1pExp gradient, x of shape {t_shape}")
+    function_checks.assert_close(t_gx, t_ref, name=f"Log1pExp gradient, x of shape {t_shape}")
 t_x32 = torch.randn(5).requires_grad_()
 (t_gx,) = checks.call(torch.autograd.grad, Log1pExp.apply(t_x32).sum(), t_x32, name="backward of Log1pExp")
-checks.assert_close(t_gx, torch.sigmoid(t_x32.detach().double()), name="Log1pExp gradient in float32", dtype=torch.float32)
+function_checks.assert_close(t_gx, torch.sigmoid(t_x32.detach().double()), name="Log1pExp gradient in float32", dtype=torch.float32)
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Log1pExp_stable", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -273,7 +273,7 @@ if isinstance(t_y, torch.Tensor) and not bool(torch.isfinite(t_y).all()):
     )
 t_x64 = t_x.detach().double().requires_grad_()
 t_ref = torch.logaddexp(t_x64, torch.zeros_like(t_x64))
-checks.assert_close(t_y, t_ref, name="Log1pExp.apply(x) for |x| up to 1e4", dtype=torch.float32)
+function_checks.assert_close(t_y, t_ref, name="Log1pExp.apply(x) for |x| up to 1e4", dtype=torch.float32, inputs=[t_x])
 (t_gx,) = checks.call(torch.autograd.grad, t_y.sum(), t_x, name="backward of Log1pExp")
 if not bool(torch.isfinite(t_gx).all()):
     raise AssertionError(
@@ -281,16 +281,16 @@ if not bool(torch.isfinite(t_gx).all()):
         "sigmoid(x) without exp of a large positive number, for example torch.sigmoid (diagnosis: overflow)"
     )
 (t_gref,) = torch.autograd.grad(t_ref.sum(), t_x64)
-checks.assert_close(t_gx, t_gref, name="Log1pExp gradient for |x| up to 1e4", dtype=torch.float32)
+function_checks.assert_close(t_gx, t_gref, name="Log1pExp gradient for |x| up to 1e4", dtype=torch.float32, inputs=[t_x])
 ### BEGIN HIDDEN TESTS
 t_x = (torch.rand(200) * 2e4 - 1e4).requires_grad_()
 t_y = function_checks.run_forward(Log1pExp, t_x, input_names=["x"])
 t_x64 = t_x.detach().double().requires_grad_()
 t_ref = torch.logaddexp(t_x64, torch.zeros_like(t_x64))
-checks.assert_close(t_y, t_ref, name="Log1pExp.apply(x), random x in [-1e4, 1e4]", dtype=torch.float32)
+function_checks.assert_close(t_y, t_ref, name="Log1pExp.apply(x), random x in [-1e4, 1e4]", dtype=torch.float32, inputs=[t_x])
 (t_gx,) = checks.call(torch.autograd.grad, t_y.sum(), t_x, name="backward of Log1pExp")
 (t_gref,) = torch.autograd.grad(t_ref.sum(), t_x64)
-checks.assert_close(t_gx, t_gref, name="Log1pExp gradient, random x in [-1e4, 1e4]", dtype=torch.float32)
+function_checks.assert_close(t_gx, t_gref, name="Log1pExp gradient, random x in [-1e4, 1e4]", dtype=torch.float32, inputs=[t_x])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -361,11 +361,11 @@ class Sigmoid(torch.autograd.Function):
 function_checks.check_function_class(Sigmoid)
 t_x = torch.tensor([-4.0, -1.0, 0.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
 t_y = function_checks.run_forward(Sigmoid, t_x, input_names=["x"])
-checks.assert_close(t_y, torch.sigmoid(t_x.detach()), name="Sigmoid.apply(x)")
+function_checks.assert_close(t_y, torch.sigmoid(t_x.detach()), name="Sigmoid.apply(x)")
 t_g = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], dtype=torch.float64)
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="Sigmoid", input_names=["x"])
 (t_ref,) = torch.autograd.grad(torch.sigmoid(t_x), t_x, t_g)
-checks.assert_close(t_gx, t_ref, name="Sigmoid gradient with respect to x")
+function_checks.assert_close(t_gx, t_ref, name="Sigmoid gradient with respect to x")
 checks.gradcheck(Sigmoid.apply, (t_x,), name="Sigmoid.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (4, 3)]:
@@ -373,9 +373,9 @@ for t_shape in [(1,), (4, 3)]:
     checks.gradcheck(Sigmoid.apply, (t_x,), name=f"Sigmoid.apply, x of shape {t_shape}")
     t_g = torch.randn(*t_shape, dtype=torch.float64)
     (t_gx,) = checks.call(torch.autograd.grad, Sigmoid.apply(t_x), t_x, t_g, name="backward of Sigmoid")
-    checks.assert_close(t_gx, torch.autograd.grad(torch.sigmoid(t_x), t_x, t_g)[0], name=f"Sigmoid gradient, shape {t_shape}")
+    function_checks.assert_close(t_gx, torch.autograd.grad(torch.sigmoid(t_x), t_x, t_g)[0], name=f"Sigmoid gradient, shape {t_shape}")
 t_x32 = torch.randn(6)
-checks.assert_close(function_checks.run_forward(Sigmoid, t_x32), torch.sigmoid(t_x32.double()), name="Sigmoid.apply(x) in float32", dtype=torch.float32)
+function_checks.assert_close(function_checks.run_forward(Sigmoid, t_x32), torch.sigmoid(t_x32.double()), name="Sigmoid.apply(x) in float32", dtype=torch.float32)
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Sigmoid_saves_output", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
@@ -410,11 +410,11 @@ class Tanh(torch.autograd.Function):
 function_checks.check_function_class(Tanh)
 t_x = torch.tensor([-3.0, -0.7, 0.0, 0.4, 2.5], dtype=torch.float64, requires_grad=True)
 t_y = function_checks.run_forward(Tanh, t_x, input_names=["x"])
-checks.assert_close(t_y, torch.tanh(t_x.detach()), name="Tanh.apply(x)")
+function_checks.assert_close(t_y, torch.tanh(t_x.detach()), name="Tanh.apply(x)")
 t_g = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], dtype=torch.float64)
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="Tanh", input_names=["x"])
 (t_ref,) = torch.autograd.grad(torch.tanh(t_x), t_x, t_g)
-checks.assert_close(t_gx, t_ref, name="Tanh gradient with respect to x")
+function_checks.assert_close(t_gx, t_ref, name="Tanh gradient with respect to x")
 checks.gradcheck(Tanh.apply, (t_x,), name="Tanh.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (4, 3)]:
@@ -422,9 +422,9 @@ for t_shape in [(1,), (4, 3)]:
     checks.gradcheck(Tanh.apply, (t_x,), name=f"Tanh.apply, x of shape {t_shape}")
     t_g = torch.randn(*t_shape, dtype=torch.float64)
     (t_gx,) = checks.call(torch.autograd.grad, Tanh.apply(t_x), t_x, t_g, name="backward of Tanh")
-    checks.assert_close(t_gx, torch.autograd.grad(torch.tanh(t_x), t_x, t_g)[0], name=f"Tanh gradient, shape {t_shape}")
+    function_checks.assert_close(t_gx, torch.autograd.grad(torch.tanh(t_x), t_x, t_g)[0], name=f"Tanh gradient, shape {t_shape}")
 t_x32 = torch.randn(6)
-checks.assert_close(function_checks.run_forward(Tanh, t_x32), torch.tanh(t_x32.double()), name="Tanh.apply(x) in float32", dtype=torch.float32)
+function_checks.assert_close(function_checks.run_forward(Tanh, t_x32), torch.tanh(t_x32.double()), name="Tanh.apply(x) in float32", dtype=torch.float32)
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Tanh_saves_output", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
@@ -464,13 +464,13 @@ class ReLU(torch.autograd.Function):
 # test_ReLU: values and gradients equal torch.relu's (away from 0), one gradient, gradcheck passes in float64
 function_checks.check_function_class(ReLU)
 t_x = torch.tensor([-2.0, -0.5, 0.0, 0.25, 1.5], dtype=torch.float64)
-checks.assert_close(function_checks.run_forward(ReLU, t_x, input_names=["x"]), torch.relu(t_x), name="ReLU.apply(x)")
+function_checks.assert_close(function_checks.run_forward(ReLU, t_x, input_names=["x"]), torch.relu(t_x), name="ReLU.apply(x)")
 t_x = torch.tensor([-2.0, -0.5, 0.3, 0.25, 1.5], dtype=torch.float64, requires_grad=True)
 t_g = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0], dtype=torch.float64)
 t_y = function_checks.run_forward(ReLU, t_x, input_names=["x"])
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="ReLU", input_names=["x"])
 (t_ref,) = torch.autograd.grad(torch.relu(t_x), t_x, t_g)
-checks.assert_close(t_gx, t_ref, name="ReLU gradient with respect to x")
+function_checks.assert_close(t_gx, t_ref, name="ReLU gradient with respect to x")
 checks.gradcheck(ReLU.apply, (t_x,), name="ReLU.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (5, 4)]:
@@ -479,9 +479,9 @@ for t_shape in [(1,), (5, 4)]:
     checks.gradcheck(ReLU.apply, (t_x,), name=f"ReLU.apply, x of shape {t_shape}")
     t_g = torch.randn(*t_shape, dtype=torch.float64)
     (t_gx,) = checks.call(torch.autograd.grad, ReLU.apply(t_x), t_x, t_g, name="backward of ReLU")
-    checks.assert_close(t_gx, torch.autograd.grad(torch.relu(t_x), t_x, t_g)[0], name=f"ReLU gradient, shape {t_shape}")
+    function_checks.assert_close(t_gx, torch.autograd.grad(torch.relu(t_x), t_x, t_g)[0], name=f"ReLU gradient, shape {t_shape}")
 t_x32 = torch.randn(6)
-checks.assert_close(function_checks.run_forward(ReLU, t_x32), torch.relu(t_x32.double()), name="ReLU.apply(x) in float32", dtype=torch.float32)
+function_checks.assert_close(function_checks.run_forward(ReLU, t_x32), torch.relu(t_x32.double()), name="ReLU.apply(x) in float32", dtype=torch.float32)
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_ReLU_zero", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
@@ -496,7 +496,7 @@ if isinstance(t_gx, torch.Tensor) and t_gx.shape == t_x.shape and bool((t_gx.det
         "ReLU.backward lets the gradient through where x == 0: the contract (and PyTorch) uses 0 there, so "
         "test x > 0, not x >= 0 (diagnosis: relu_grad_at_zero)"
     )
-checks.assert_close(t_gx, t_ref, name="ReLU gradient at x = [-1, 0, 2, 0, -0]")
+function_checks.assert_close(t_gx, t_ref, name="ReLU gradient at x = [-1, 0, 2, 0, -0]")
 
 # %%
 with needs("ReLU"):
@@ -558,18 +558,18 @@ t_x = torch.tensor([[1.0, 2.0, -1.0], [0.5, -1.0, 3.0], [2.0, 0.0, 1.0], [-1.0, 
 t_W = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]])
 t_b = torch.tensor([0.1, -0.2])
 t_y = function_checks.run_forward(LinearFunction, t_x, t_W, t_b, input_names=["x", "W", "b"])
-checks.assert_close(t_y, F.linear(t_x.double(), t_W.double(), t_b.double()), name="LinearFunction.apply(x, W, b)", dtype=torch.float32)
+function_checks.assert_close(t_y, F.linear(t_x.double(), t_W.double(), t_b.double()), name="LinearFunction.apply(x, W, b)", dtype=torch.float32)
 t_y = function_checks.run_forward(LinearFunction, t_x, t_W, input_names=["x", "W"])
-checks.assert_close(t_y, F.linear(t_x.double(), t_W.double()), name="LinearFunction.apply(x, W) without b", dtype=torch.float32)
+function_checks.assert_close(t_y, F.linear(t_x.double(), t_W.double()), name="LinearFunction.apply(x, W) without b", dtype=torch.float32)
 ### BEGIN HIDDEN TESTS
 for t_B, t_nx, t_ny in [(1, 4, 3), (5, 2, 6), (3, 4, 4)]:
     t_x = torch.randn(t_B, t_nx, dtype=torch.float64)
     t_W = torch.randn(t_ny, t_nx, dtype=torch.float64)
     t_b = torch.randn(t_ny, dtype=torch.float64)
     t_y = function_checks.run_forward(LinearFunction, t_x, t_W, t_b, input_names=["x", "W", "b"])
-    checks.assert_close(t_y, F.linear(t_x, t_W, t_b), name=f"LinearFunction.apply(x, W, b), x {tuple(t_x.shape)}, W {tuple(t_W.shape)}")
+    function_checks.assert_close(t_y, F.linear(t_x, t_W, t_b), name=f"LinearFunction.apply(x, W, b), x {tuple(t_x.shape)}, W {tuple(t_W.shape)}")
     t_y = function_checks.run_forward(LinearFunction, t_x, t_W, None, input_names=["x", "W", "b"])
-    checks.assert_close(t_y, F.linear(t_x, t_W), name=f"LinearFunction.apply(x, W, None), x {tuple(t_x.shape)}")
+    function_checks.assert_close(t_y, F.linear(t_x, t_W), name=f"LinearFunction.apply(x, W, None), x {tuple(t_x.shape)}")
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_LinearFunction_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
@@ -582,7 +582,7 @@ t_g = torch.tensor([[1.0, -1.0], [0.5, 2.0], [-1.5, 0.0], [0.25, 1.0]], dtype=to
 t_y = function_checks.run_forward(LinearFunction, t_x, t_W, t_b, input_names=["x", "W", "b"])
 t_grads = function_checks.run_backward(t_y, t_g, (t_x, t_W, t_b), name="LinearFunction", input_names=["x", "W", "b"])
 t_refs = torch.autograd.grad(F.linear(t_x, t_W, t_b), (t_x, t_W, t_b), t_g)
-checks.assert_grads_close(dict(zip(["x", "W", "b"], t_grads)), dict(zip(["x", "W", "b"], t_refs)), name="LinearFunction gradient")
+function_checks.assert_grads_close(dict(zip(["x", "W", "b"], t_grads)), dict(zip(["x", "W", "b"], t_refs)), name="LinearFunction gradient")
 checks.gradcheck(LinearFunction.apply, (t_x, t_W, t_b), name="LinearFunction.apply")
 ### BEGIN HIDDEN TESTS
 for t_B, t_nx, t_ny in [(1, 4, 3), (5, 2, 6), (3, 4, 4)]:
@@ -593,13 +593,13 @@ for t_B, t_nx, t_ny in [(1, 4, 3), (5, 2, 6), (3, 4, 4)]:
     t_g = torch.randn(t_B, t_ny, dtype=torch.float64)
     t_got = checks.call(torch.autograd.grad, LinearFunction.apply(t_x, t_W, t_b), (t_x, t_W, t_b), t_g, name="backward of LinearFunction")
     t_refs = torch.autograd.grad(F.linear(t_x, t_W, t_b), (t_x, t_W, t_b), t_g)
-    checks.assert_grads_close(dict(zip(["x", "W", "b"], t_got)), dict(zip(["x", "W", "b"], t_refs)),
+    function_checks.assert_grads_close(dict(zip(["x", "W", "b"], t_got)), dict(zip(["x", "W", "b"], t_refs)),
                               name=f"LinearFunction gradient, x {tuple(t_x.shape)}, W {tuple(t_W.shape)}", batch_size=t_B)
 t_in32 = [torch.randn(3, 2, requires_grad=True), torch.randn(4, 2, requires_grad=True), torch.randn(4, requires_grad=True)]
 t_got = checks.call(torch.autograd.grad, LinearFunction.apply(*t_in32).sum(), t_in32, name="backward of LinearFunction")
 t_in64 = [t.detach().double().requires_grad_() for t in t_in32]
 t_refs = torch.autograd.grad(F.linear(*t_in64).sum(), t_in64)
-checks.assert_grads_close(dict(zip(["x", "W", "b"], t_got)), dict(zip(["x", "W", "b"], t_refs)), name="LinearFunction gradient in float32",
+function_checks.assert_grads_close(dict(zip(["x", "W", "b"], t_got)), dict(zip(["x", "W", "b"], t_refs)), name="LinearFunction gradient in float32",
                           dtype=torch.float32)
 ### END HIDDEN TESTS
 
@@ -624,7 +624,7 @@ function_checks.run_backward(t_y, torch.ones(4, 2, dtype=torch.float64), t_in, n
 t_x1 = torch.randn(1, 5, dtype=torch.float64)
 t_W1 = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
 t_got = checks.call(torch.autograd.grad, LinearFunction.apply(t_x1, t_W1, None).sum(), t_W1, name="backward of LinearFunction with b=None")
-checks.assert_close(t_got[0], torch.autograd.grad(F.linear(t_x1, t_W1).sum(), t_W1)[0], name="LinearFunction gradient for W with b=None")
+function_checks.assert_close(t_got[0], torch.autograd.grad(F.linear(t_x1, t_W1).sum(), t_W1)[0], name="LinearFunction gradient for W with b=None")
 ### END HIDDEN TESTS
 
 # %%
@@ -695,14 +695,15 @@ function_checks.check_static(SoftmaxCrossEntropy, "forward")
 t_z = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, 3.0], [-2.0, 0.5, 0.5], [1.0, 1.0, -1.0]])
 t_t = torch.tensor([0, 2, 1, 1])
 t_loss = function_checks.run_forward(SoftmaxCrossEntropy, t_z, t_t, input_names=["logits", "target"])
-checks.assert_close(t_loss, F.cross_entropy(t_z.double(), t_t), name="SoftmaxCrossEntropy.apply(logits, target)", dtype=torch.float32,
-                    batch_size=4)
+function_checks.assert_close(t_loss, F.cross_entropy(t_z.double(), t_t), name="SoftmaxCrossEntropy.apply(logits, target)", dtype=torch.float32,
+                              batch_size=4, inputs=[t_z])
 ### BEGIN HIDDEN TESTS
 for t_B, t_K in [(1, 3), (6, 10), (5, 2)]:
     t_z = torch.randn(t_B, t_K, dtype=torch.float64) * 3
     t_t = torch.randint(0, t_K, (t_B,))
     t_loss = function_checks.run_forward(SoftmaxCrossEntropy, t_z, t_t, input_names=["logits", "target"])
-    checks.assert_close(t_loss, F.cross_entropy(t_z, t_t), name=f"SoftmaxCrossEntropy, logits {tuple(t_z.shape)}", batch_size=t_B)
+    function_checks.assert_close(t_loss, F.cross_entropy(t_z, t_t), name=f"SoftmaxCrossEntropy, logits {tuple(t_z.shape)}", batch_size=t_B,
+                                  inputs=[t_z])
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_SoftmaxCrossEntropy_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
@@ -714,7 +715,8 @@ t_loss = function_checks.run_forward(SoftmaxCrossEntropy, t_z, t_t, input_names=
 t_go = torch.tensor(0.7, dtype=torch.float64)
 t_grads = function_checks.run_backward(t_loss, t_go, (t_z, t_t), name="SoftmaxCrossEntropy", input_names=["logits", "target"])
 (t_ref,) = torch.autograd.grad(F.cross_entropy(t_z, t_t), t_z, t_go)
-checks.assert_close(t_grads[0], t_ref, name="SoftmaxCrossEntropy gradient for the logits (grad_output = 0.7)", batch_size=4)
+function_checks.assert_close(t_grads[0], t_ref, name="SoftmaxCrossEntropy gradient for the logits (grad_output = 0.7)", batch_size=4,
+                              inputs=[t_z])
 checks.gradcheck(SoftmaxCrossEntropy.apply, (t_z, t_t), name="SoftmaxCrossEntropy.apply")
 ### BEGIN HIDDEN TESTS
 for t_B, t_K in [(1, 3), (6, 10), (5, 2)]:
@@ -724,7 +726,8 @@ for t_B, t_K in [(1, 3), (6, 10), (5, 2)]:
     t_go = torch.rand((), dtype=torch.float64) + 0.5
     (t_got,) = checks.call(torch.autograd.grad, SoftmaxCrossEntropy.apply(t_z, t_t), t_z, t_go, name="backward of SoftmaxCrossEntropy")
     (t_ref,) = torch.autograd.grad(F.cross_entropy(t_z, t_t), t_z, t_go)
-    checks.assert_close(t_got, t_ref, name=f"SoftmaxCrossEntropy gradient, logits {tuple(t_z.shape)}", batch_size=t_B)
+    function_checks.assert_close(t_got, t_ref, name=f"SoftmaxCrossEntropy gradient, logits {tuple(t_z.shape)}", batch_size=t_B,
+                                  inputs=[t_z])
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_SoftmaxCrossEntropy_stable", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -740,25 +743,27 @@ if not bool(torch.isfinite(t_loss).all()):
     )
 t_z64 = t_z.detach().double().requires_grad_()
 t_ref = F.cross_entropy(t_z64, t_t)
-checks.assert_close(t_loss, t_ref, name="SoftmaxCrossEntropy for logits up to 1e4", dtype=torch.float32)
+function_checks.assert_close(t_loss, t_ref, name="SoftmaxCrossEntropy for logits up to 1e4", dtype=torch.float32,
+                              batch_size=3, inputs=[t_z])
 (t_gz,) = checks.call(torch.autograd.grad, t_loss, t_z, name="backward of SoftmaxCrossEntropy")
 if not bool(torch.isfinite(t_gz).all()):
     raise AssertionError(
         "the gradient of SoftmaxCrossEntropy is not finite for logits of size 1e4 in float32: compute the "
         "softmax after subtracting each row's maximum (diagnosis: not_stable)"
     )
-checks.assert_close(t_gz, torch.autograd.grad(t_ref, t_z64)[0], name="SoftmaxCrossEntropy gradient for logits up to 1e4",
-                    dtype=torch.float32)
+function_checks.assert_close(t_gz, torch.autograd.grad(t_ref, t_z64)[0], name="SoftmaxCrossEntropy gradient for logits up to 1e4",
+                              dtype=torch.float32, batch_size=3, inputs=[t_z])
 ### BEGIN HIDDEN TESTS
 t_z = (torch.randn(8, 10) * 3e3).requires_grad_()
 t_t = torch.randint(0, 10, (8,))
 t_loss = function_checks.run_forward(SoftmaxCrossEntropy, t_z, t_t, input_names=["logits", "target"])
 t_z64 = t_z.detach().double().requires_grad_()
 t_ref = F.cross_entropy(t_z64, t_t)
-checks.assert_close(t_loss, t_ref, name="SoftmaxCrossEntropy, random logits of size 1e3 to 1e4", dtype=torch.float32)
+function_checks.assert_close(t_loss, t_ref, name="SoftmaxCrossEntropy, random logits of size 1e3 to 1e4", dtype=torch.float32,
+                              batch_size=8, inputs=[t_z])
 (t_gz,) = checks.call(torch.autograd.grad, t_loss, t_z, name="backward of SoftmaxCrossEntropy")
-checks.assert_close(t_gz, torch.autograd.grad(t_ref, t_z64)[0], name="SoftmaxCrossEntropy gradient, random large logits",
-                    dtype=torch.float32)
+function_checks.assert_close(t_gz, torch.autograd.grad(t_ref, t_z64)[0], name="SoftmaxCrossEntropy gradient, random large logits",
+                              dtype=torch.float32, batch_size=8, inputs=[t_z])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -817,17 +822,17 @@ class Square(torch.autograd.Function):
 function_checks.check_function_class(Square)
 t_x = torch.tensor([-2.0, -0.5, 0.0, 1.0, 3.0], dtype=torch.float64, requires_grad=True)
 t_y = function_checks.run_forward(Square, t_x, input_names=["x"])
-checks.assert_close(t_y, t_x.detach() ** 2, name="Square.apply(x)")
+function_checks.assert_close(t_y, t_x.detach() ** 2, name="Square.apply(x)")
 t_g = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], dtype=torch.float64)
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="Square", input_names=["x"])
-checks.assert_close(t_gx, torch.autograd.grad(t_x * t_x, t_x, t_g)[0], name="Square gradient with respect to x")
+function_checks.assert_close(t_gx, torch.autograd.grad(t_x * t_x, t_x, t_g)[0], name="Square gradient with respect to x")
 checks.gradcheck(Square.apply, (t_x,), name="Square.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (3, 4)]:
     t_x = torch.randn(*t_shape, dtype=torch.float64, requires_grad=True)
     checks.gradcheck(Square.apply, (t_x,), name=f"Square.apply, x of shape {t_shape}")
 t_x32 = torch.randn(6)
-checks.assert_close(function_checks.run_forward(Square, t_x32), t_x32.double() ** 2, name="Square.apply(x) in float32", dtype=torch.float32)
+function_checks.assert_close(function_checks.run_forward(Square, t_x32), t_x32.double() ** 2, name="Square.apply(x) in float32", dtype=torch.float32)
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Square_double_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
@@ -843,7 +848,7 @@ if not t_g1.requires_grad:
         ".item(), numpy or torch.no_grad() (diagnosis: not_double_differentiable)"
     )
 (t_g2,) = checks.call(torch.autograd.grad, t_g1.sum(), t_x, name="double backward of Square")
-checks.assert_close(t_g2, 2 * t_v, name="second derivative of Square (d/dx of the gradient, times grad_output)")
+function_checks.assert_close(t_g2, 2 * t_v, name="second derivative of Square (d/dx of the gradient, times grad_output)")
 function_checks.gradgradcheck(Square.apply, (t_x,), name="Square.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (3, 4)]:
@@ -957,7 +962,7 @@ with function_checks.substituted(globals(), **t_refs):
     t_x = torch.randn(5, 4, dtype=torch.float64)
     t_out = checks.call(t_model, t_x, name="MLPWithFunctions.forward")
     t_ref = F.linear(torch.tanh(F.linear(t_x, t_p["W1"], t_p["b1"])), t_p["W2"], t_p["b2"])
-    checks.assert_close(t_out, t_ref, name="MLPWithFunctions(x) logits", batch_size=5)
+    function_checks.assert_close(t_out, t_ref, name="MLPWithFunctions(x) logits", batch_size=5)
     t_nodes = function_checks.graph_node_names(t_out)
     t_other = sorted(k for k in t_nodes if k not in ("LinearFunctionBackward", "TanhBackward", "AccumulateGrad"))
     if t_other or t_nodes["LinearFunctionBackward"] != 2 or t_nodes["TanhBackward"] != 1:
@@ -967,7 +972,7 @@ with function_checks.substituted(globals(), **t_refs):
         )
     ### BEGIN HIDDEN TESTS
     t_x = torch.randn(1, 4, dtype=torch.float64)
-    checks.assert_close(checks.call(t_model, t_x, name="MLPWithFunctions.forward"),
+    function_checks.assert_close(checks.call(t_model, t_x, name="MLPWithFunctions.forward"),
                         F.linear(torch.tanh(F.linear(t_x, t_p["W1"], t_p["b1"])), t_p["W2"], t_p["b2"]),
                         name="MLPWithFunctions(x) logits for a batch of one")
     ### END HIDDEN TESTS
@@ -989,7 +994,7 @@ with function_checks.substituted(globals(), **t_refs):
         t_p = {k: getattr(t_model, k).detach().clone().requires_grad_() for k in t_names}
         t_ref_out = F.linear(torch.tanh(F.linear(t_x, t_p["W1"], t_p["b1"])), t_p["W2"], t_p["b2"])
         t_want = dict(zip(t_names, torch.autograd.grad((t_ref_out * t_v).sum(), [t_p[k] for k in t_names])))
-        checks.assert_grads_close(t_got, t_want, name=f"MLPWithFunctions gradient (batch of {t_B})", batch_size=t_B)
+        function_checks.assert_grads_close(t_got, t_want, name=f"MLPWithFunctions gradient (batch of {t_B})", batch_size=t_B)
 
 # %% [markdown]
 # ### Same outputs and gradients as the built-in network
