@@ -28,6 +28,23 @@ def assert_fails(solution_id: str, source: str, *words: str, public_only: bool =
 
 # --- correct answers written differently ------------------------------------------------------
 
+# The lecture's function exactly as seed 000 (Fleuret, "Deep Learning #3") writes it: w starts as a
+# float32 torch.zeros(D) whatever x's dtype, and the stray `;` after `break` is valid Python.
+TRANSCRIPT_TRAIN = """
+def train_perceptron(x, y, nb_epochs_max):
+    w = torch.zeros(x.size(1))
+
+    for e in range(nb_epochs_max):
+        nb_changes = 0
+        for i in range(x.size(0)):
+            if x[i].dot(w) * y[i] <= 0:
+                w = w + y[i] * x[i]
+                nb_changes = nb_changes + 1
+        if nb_changes == 0: break;
+
+    return w
+"""
+
 LECTURE_TRAIN = """
 def train_perceptron(x, y, nb_epochs_max):
     w = torch.zeros(x.size(1), dtype=x.dtype)
@@ -57,10 +74,49 @@ def train_perceptron(x, y, nb_epochs_max):
     return w
 """
 
+WHILE_TRAIN = """
+def train_perceptron(x, y, nb_epochs_max):
+    w = torch.zeros(x.shape[1])
+    epochs_done, converged = 0, False
+    while not converged and epochs_done < nb_epochs_max:
+        converged = True
+        i = 0
+        while i < len(x):
+            if y[i] * (x[i] @ w) <= 0:
+                w = w + y[i] * x[i]
+                converged = False
+            i += 1
+        epochs_done += 1
+    return w
+"""
 
-@pytest.mark.parametrize("source", [LECTURE_TRAIN, INPLACE_TRAIN], ids=["lecture", "in_place_zip"])
+MATMUL_FLAG_TRAIN = """
+def train_perceptron(x, y, nb_epochs_max):
+    n, d = x.shape
+    w = torch.zeros(d, dtype=x.dtype)
+    for _ in range(nb_epochs_max):
+        updated = False
+        for i in range(n):
+            if float(y[i]) * float(torch.matmul(x[i], w)) <= 0.0:
+                w = w + float(y[i]) * x[i]
+                updated = True
+        if not updated:
+            return w
+    return w
+"""
+
+
+@pytest.mark.parametrize("source", [TRANSCRIPT_TRAIN, LECTURE_TRAIN, INPLACE_TRAIN, WHILE_TRAIN, MATMUL_FLAG_TRAIN],
+                         ids=["transcript", "lecture_dtype", "in_place_zip", "while_loops", "python_floats_flag"])
 def test_other_correct_perceptrons_pass(source):
     assert_all_pass("train_perceptron", source)
+
+
+def test_lecture_perceptron_as_in_the_transcript_passes_every_grade_cell():
+    """The contract's rule for train_perceptron: tests use float32 only, so the lecture's own code,
+    whose w is a float32 zeros(D), passes public and hidden checks alike."""
+    outcomes = run_all_for(AID, "train_perceptron", TRANSCRIPT_TRAIN)
+    assert outcomes and all(o.passed for o in outcomes.values()), {g: o.message for g, o in outcomes.items()}
 
 
 def test_threshold_unit_written_with_where_passes():
@@ -120,9 +176,67 @@ def threshold_unit(x, w, b):
 """, "diagnosis: wrong_dtype", public_only=True)
 
 
-def test_strict_inequality_in_perceptron_never_updates():
-    text = assert_fails("train_perceptron", LECTURE_TRAIN.replace("<= 0", "< 0"), public_only=True)
+@pytest.mark.parametrize("condition", ["< 0", "> 0", ">= 0"])
+def test_wrong_update_condition_leaves_w_at_zero_and_is_tagged_zero(condition):
+    # from w = 0 every score is 0: "< 0" and "> 0" never update (the demo class expects the tag `zero`)
+    text = assert_fails("train_perceptron", TRANSCRIPT_TRAIN.replace("<= 0", condition), public_only=True)
     assert "train_perceptron" in text
+    if condition != ">= 0":  # ">= 0" does move, the wrong way: the hand-worked values catch it
+        assert "diagnosis: zero" in text and "<= 0" in text
+
+
+def test_perceptron_that_never_stops_early_times_out_on_the_million_epoch_cap():
+    source = """
+def train_perceptron(x, y, nb_epochs_max):
+    w = torch.zeros(x.shape[1], dtype=x.dtype)
+    for _ in range(nb_epochs_max):
+        for i in range(x.shape[0]):
+            if y[i] * (x[i] @ w) <= 0:
+                w = w + y[i] * x[i]
+    return w
+"""
+    outcome = run_grade_cell(AID, "test_train_perceptron", {"train_perceptron": source}, public_only=True)
+    assert not outcome.passed
+    assert "diagnosis: timeout" in outcome.message and "first epoch with no update" in outcome.message
+
+
+@pytest.mark.parametrize("start", ["torch.ones(x.shape[1])", "0.01 * torch.randn(x.shape[1])"], ids=["ones", "random"])
+def test_perceptron_not_starting_from_zeros_fails(start):
+    source = LECTURE_TRAIN.replace("torch.zeros(x.size(1), dtype=x.dtype)", start)
+    assert source != LECTURE_TRAIN
+    assert_fails("train_perceptron", source, "train_perceptron(3 samples worked out by hand)", public_only=True)
+
+
+def test_perceptron_returning_the_list_of_weights_fails_as_not_a_tensor():
+    source = """
+def train_perceptron(x, y, nb_epochs_max):
+    w = torch.zeros(x.shape[1])
+    history = [w]
+    for _ in range(nb_epochs_max):
+        changed = False
+        for i in range(len(x)):
+            if y[i] * (x[i] @ w) <= 0:
+                w = w + y[i] * x[i]
+                history.append(w)
+                changed = True
+        if not changed:
+            break
+    return history
+"""
+    assert_fails("train_perceptron", source, "diagnosis: not_a_tensor", public_only=True)
+
+
+def test_perceptron_returning_float64_for_float32_inputs_fails_on_dtype():
+    source = TRANSCRIPT_TRAIN.replace("torch.zeros(x.size(1))", "torch.zeros(x.size(1), dtype=torch.float64)")
+    source = source.replace("w = w + y[i] * x[i]", "w = w + (y[i] * x[i]).double()").replace("x[i].dot(w)", "x[i].double().dot(w)")
+    assert_fails("train_perceptron", source, "diagnosis: wrong_dtype", public_only=True)
+
+
+def test_perceptron_stub_is_not_implemented():
+    assert_fails("train_perceptron", """
+def train_perceptron(x, y, nb_epochs_max):
+    raise NotImplementedError()
+""", "diagnosis: not_implemented", public_only=True)
 
 
 def test_perceptron_update_without_label_fails():

@@ -278,42 +278,48 @@ def train_perceptron(x, y, nb_epochs_max):
 
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_train_perceptron", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Checks train_perceptron on a tiny data set worked out by hand, then that it separates separable data.
+# Checks train_perceptron on a tiny data set worked out by hand, that it stops after the first epoch
+# with no update, and that it separates separable data. Every check calls it as the contract says:
+# float32 tensors and exactly three positional arguments (x, y, nb_epochs_max).
 x = torch.tensor([[1.0, 2.0, 1.0], [2.0, -1.0, 1.0], [-1.0, -1.0, 1.0]])
 y = torch.tensor([1.0, -1.0, -1.0])
 # By hand: w=0 -> update on sample 0 (w=[1,2,1]); sample 1: y*(x.w) = -1*(2-2+1) = -1 -> update, w=[-1,3,0];
 # sample 2: -1*(1-3+0) = 2 > 0, no update. Epoch 2: sample 0: 1*(-1+6) > 0; 1: -1*(-2-3) > 0; 2: -1*(1-3) > 0.
 # No update in epoch 2: stop.
 w = checks.call(train_perceptron, x, y, 10)
+if isinstance(w, torch.Tensor) and w.shape == (3,) and w.is_floating_point() and not bool(w.any()):
+    raise AssertionError("train_perceptron returned w = 0 on data where it must move: from w = 0 every sample has "
+                         "y[i] * (x[i] @ w) = 0, which must trigger an update (update when <= 0, the line included) "
+                         "(diagnosis: zero)")
 checks.assert_close(w, torch.tensor([-1.0, 3.0, 0.0]), name="train_perceptron(3 samples worked out by hand)")
 w1 = checks.call(train_perceptron, x, y, 1)
 checks.assert_close(w1, torch.tensor([-1.0, 3.0, 0.0]), name="train_perceptron(same data, nb_epochs_max=1)")
 _g = torch.Generator().manual_seed(0)
 pts, labels = data.linearly_separable(60, margin=0.1, generator=_g)
 xs, ys = torch.cat([pts, torch.ones(60, 1)], 1), labels.float() * 2 - 1
-with checks.time_limit(20, "train_perceptron", "does it stop after nb_epochs_max epochs?"):
-    w = checks.call(train_perceptron, xs, ys, 1000)
+# a cap of a million epochs: a correct perceptron stops by itself after a few, as soon as an epoch is clean
+with checks.time_limit(10, "train_perceptron", "does it stop after the first epoch with no update?"):
+    w = checks.call(train_perceptron, xs, ys, 1_000_000)
 wrong = int((ys * (xs @ w) <= 0).sum())
 if wrong:
     raise AssertionError(f"train_perceptron: on linearly separable data {wrong} of 60 samples remain on the wrong side "
                          "after training; it should stop only when an epoch makes no update (diagnosis: values)")
 ### BEGIN HIDDEN TESTS
 def _rosenblatt(x, y, nb_epochs_max):
-    w = [0.0] * x.shape[1]
-    rows, labels = x.tolist(), y.tolist()
+    w = torch.zeros(x.shape[1], dtype=torch.float32)
+    rows, labels = [torch.tensor(r, dtype=torch.float32) for r in x.tolist()], y.tolist()
     for _ in range(nb_epochs_max):
         changed = False
         for row, label in zip(rows, labels):
-            score = torch.tensor(row, dtype=x.dtype) @ torch.tensor(w, dtype=x.dtype)
-            if label * float(score) <= 0:
-                w = (torch.tensor(w, dtype=x.dtype) + label * torch.tensor(row, dtype=x.dtype)).tolist()
+            if label * float(torch.dot(row, w)) <= 0:
+                w = w + label * row
                 changed = True
         if not changed:
             break
-    return torch.tensor(w, dtype=x.dtype)
+    return w
 
 _g = torch.Generator().manual_seed(5)
-for _n, _d, _epochs in [(1, 3, 5), (25, 4, 3), (40, 6, 1), (50, 3, 7)]:
+for _n, _d, _epochs in [(1, 3, 5), (1, 1, 2), (25, 4, 3), (40, 6, 1), (50, 3, 7)]:
     _x = torch.randn(_n, _d, generator=_g)
     _y = torch.where(torch.rand(_n, generator=_g) < 0.5, -1.0, 1.0)  # random labels: usually not separable
     _x_before, _y_before = _x.clone(), _y.clone()
@@ -322,9 +328,14 @@ for _n, _d, _epochs in [(1, 3, 5), (25, 4, 3), (40, 6, 1), (50, 3, 7)]:
     checks.assert_close(_w, _rosenblatt(_x, _y, _epochs), name=f"train_perceptron({_n}x{_d}, nb_epochs_max={_epochs})")
     if not (torch.equal(_x, _x_before) and torch.equal(_y, _y_before)):
         raise AssertionError("train_perceptron modified x or y (diagnosis: modified_input)")
-_x64 = torch.randn(12, 3, generator=_g, dtype=torch.float64)
-_y64 = torch.where(_x64[:, 0] > 0, 1.0, -1.0).to(torch.float64)
-checks.assert_close(checks.call(train_perceptron, _x64, _y64, 4), _rosenblatt(_x64, _y64, 4), name="train_perceptron(float64)")
+# separable data with a bias column, stopped early by the cap and run to the end
+_p, _l = data.linearly_separable(30, margin=0.05, generator=_g)
+_xb = torch.cat([_p + torch.tensor([0.3, -0.2]), torch.ones(30, 1)], 1)
+_yb = _l.float() * 2 - 1
+for _epochs in (1, 2, 500):
+    with checks.time_limit(20, "train_perceptron", "does it stop after the first epoch with no update?"):
+        _w = checks.call(train_perceptron, _xb, _yb, _epochs)
+    checks.assert_close(_w, _rosenblatt(_xb, _yb, _epochs), name=f"train_perceptron(30 separable points, nb_epochs_max={_epochs})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
