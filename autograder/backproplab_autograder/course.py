@@ -35,6 +35,7 @@ class Lab:
     title: str
     points: float
     rules: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    weight: float = 1.0   # how much the lab counts in course_grades.csv's course_percent
 
     @property
     def source(self) -> Path:
@@ -74,7 +75,11 @@ def parse_manifest(text: str, where: str = "course.toml") -> list[Lab]:
                                     f"(known: {list(KNOWN_RULES)})")
             rules[name] = tuple(kinds)
         seen.add(entry["id"])
-        labs.append(Lab(entry["id"], entry["notebook"], entry["title"], float(entry["points"]), rules))
+        weight = entry.get("weight", 1.0)
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise ManifestError(f"{where}: lab {entry['id']!r}: weight must be a number >= 0")
+        labs.append(Lab(entry["id"], entry["notebook"], entry["title"], float(entry["points"]), rules,
+                        float(weight)))
     if not labs:
         raise ManifestError(f"{where}: no [[lab]] entries")
     return labs

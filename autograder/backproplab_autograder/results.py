@@ -11,6 +11,8 @@ from pathlib import Path
 
 import nbformat
 
+from . import neutralise
+
 REASONS = ("passed", "wrong_answer", "timeout", "crash", "out_of_memory", "output_cap",
            "missing_cell", "restored_cell", "ungradable", "policy", "grader_error",
            "needs_manual_grade", "manually_graded")
@@ -148,8 +150,23 @@ def _write_csv_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
     with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(neutralise.csv_row(r) for r in rows)
     os.replace(tmp, path)
+
+
+def neutralise_csv_file(path: Path) -> bool:
+    """Rewrite a CSV written by another tool (nbgrader's export) with every field neutralised
+    (:func:`neutralise.csv_field`). Returns whether the file existed."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows([[neutralise.csv_field(v) for v in row] for row in rows])
+    os.replace(tmp, path)
+    return True
 
 
 def _num(x: float) -> str:
@@ -168,3 +185,34 @@ def write_csvs(out: Path, results: list[dict]) -> None:
                            "score": _num(row["score"]), "max_score": _num(row["max_score"])})
     _write_csv_atomic(out / "grades.csv", SUMMARY_COLUMNS, summary)
     _write_csv_atomic(out / "grades_detailed.csv", DETAIL_COLUMNS, detail)
+    write_course_grades(out, results)
+
+
+def write_course_grades(out: Path, results: list[dict], weights: dict[str, float] | None = None) -> None:
+    """``course_grades.csv``: per student, each lab as a percentage of its own maximum (empty when not
+    handed in, never 0), and the weighted mean over the labs handed in so far. Labs carry different
+    point totals; percentages put them on one scale, and ``weight`` in ``course.toml`` (default 1 for
+    every lab) says how much each lab counts."""
+    from .course import labs
+
+    if weights is None:
+        weights = {lab.id: lab.weight for lab in labs()}
+    order = [lab.id for lab in labs()]
+    seen = sorted({r["assignment"] for r in results}, key=lambda a: (a not in order, order.index(a) if a in order
+                                                                      else 0, a))
+    table: dict[str, dict[str, float]] = {}
+    for res in results:
+        pct = 100.0 * res["score"] / res["max_score"] if res["max_score"] else 0.0
+        table.setdefault(res["student_id"], {})[res["assignment"]] = pct
+    rows = []
+    for student in sorted(table):
+        got = table[student]
+        total_w = sum(weights.get(a, 1.0) for a in got)
+        row = {"student_id": student, **{a: (f"{got[a]:.2f}" if a in got else "") for a in seen},
+               "labs_handed_in": str(len(got)),
+               "course_percent": f"{sum(weights.get(a, 1.0) * p for a, p in got.items()) / total_w:.2f}"
+               if total_w else ""}
+        rows.append(row)
+    _write_csv_atomic(out / "course_grades.csv", ["student_id", *seen, "labs_handed_in", "course_percent"], rows)
+    # nbgrader's own export (written just before, by ``grading.export_csv``) gets the same treatment
+    neutralise_csv_file(out / "nbgrader_grades.csv")
