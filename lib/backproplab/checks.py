@@ -112,6 +112,10 @@ DIAGNOSES = {
     # --- wave 2, lab 1 ---
     # --- wave 2, lab 2 ---
     # --- wave 2, lab 3 ---
+    "reversed_order": "the list is in reverse order (it must start with the first layer)",
+    "squared_norm": "the squared norm was returned: take the square root",
+    "normal_not_uniform": "the weights are drawn from a normal law instead of a uniform one",
+    "wrong_bound": "the weights do not fill [-a, a] with a = sqrt(6 / (fan_in + fan_out))",
     # --- wave 2, lab 4 ---
     # --- wave 2, lab 5 ---
     "precision": "close but not within what float32 can represent here: compute in the numerically stable form "

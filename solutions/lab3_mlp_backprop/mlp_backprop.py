@@ -20,14 +20,46 @@
 #
 # 1. `fib_memo` and `fib_tab`: the Fibonacci numbers top-down with a memo and bottom-up with a table,
 #    the warm-up that shows why backpropagation is *dynamic programming* and not just the chain rule;
-# 2. the one-hidden-layer tanh network of the lecture: `init_params`, a numerically stable `softmax`,
+# 2. the one-hidden-layer tanh network of Lecture 9: `init_params`, a numerically stable `softmax`,
 #    `cross_entropy`, `forward`, and the hand-written `backward` with its two deltas;
 # 3. training: `sgd_step`, `accuracy`, `train_mlp`, used on a 2-D toy problem and on the ten digits;
 # 4. the general scheme for `k` layers, `deep_forward` and `deep_backward`, and a measurement of what
-#    it saves against naive differentiation: $O(k m^2)$ instead of $O(k^2 m^2)$.
+#    it saves against naive differentiation: $O(k m^2)$ instead of $O(k^2 m^2)$;
+# 5. gradient flow through deep networks and the choice of initial weights: `layer_grad_norms` and
+#    `xavier_init`, with a prediction to make before the experiment;
+# 6. a bug hunt: `check_backward`, a test that tells a right `backward` from wrong ones.
 #
-# The lecture's notation is kept: parameters in a dict with `Wh` $(n_h, n_x)$, `bh` $(n_h, 1)$,
-# `Wy` $(n_y, n_h)$, `by` $(n_y, 1)$; a batch `X` has one example per row, shape $(B, n_x)$, and the
+# It follows two lectures (full references at the end): **Lecture 9** ("Lecture 9: Backpropagation",
+# Rémy Sun, *Optimization for data sciences*, Université Côte d'Azur) for the tanh network, its deltas,
+# dynamic programming and the lab code; and the **EPFL recitation** ("Backpropagation, Automatic
+# Differentiation & PyTorch", *Mathematics of Data*, Prof. Volkan Cevher, EPFL) for the forward and
+# backward schemes of a $k$-layer network and their cost.
+#
+# ### Notation: three conventions meet here
+#
+# Lecture 9's lab code names the quantities of the one-hidden-layer network; the EPFL recitation writes
+# a $k$-layer network with pre-activations and activations per layer (it calls the weights $X^{(l)}$
+# and the biases $\mu^{(l)}$; this lab writes $W_l$ and $b_l$); and backpropagation itself is usually
+# written with *deltas* (Lecture 9) or *adjoints* (reverse-mode differentiation, as in lab 4): the
+# derivative of the loss with respect to an intermediate value. One row per quantity:
+#
+# | quantity | Lecture 9 and the lab code (one hidden layer) | $k$-layer scheme (EPFL recitation) | delta / adjoint |
+# | --- | --- | --- | --- |
+# | input | $x$, `X` $(B, n_x)$ | $A_0$ ($a^{(0)}$) | |
+# | weights, biases | $W^h$, $b^h$, $W^y$, $b^y$: `Wh`, `bh`, `Wy`, `by` | $W_l$, $b_l$ ($X^{(l)}$, $\mu^{(l)}$) | |
+# | pre-activation | $\tilde h$ `htilde`, $\tilde y$ `ytilde` | $U_l$ ($u^{(l)}$) | |
+# | activation | $h$ `h` (tanh), $\hat y$ `yhat` (softmax) | $A_l$ ($a^{(l)}$), tanh on every layer | |
+# | loss gradient at a pre-activation | $\delta^h$, $\delta^y$ (`h_tilde_grad`, `Y_tilde_grad`) | $\partial L/\partial U_l$ | $\delta_l$, the adjoint $\bar u_l$ |
+# | loss gradient at an activation | $\partial \ell / \partial h$ | $\partial L/\partial A_l$ (`dL_dAk` for $l = k$) | the adjoint $\bar a_l$ |
+# | parameter gradient | `grads['Wh']` ... | `dweights[l]`, `dbiases[l]` | $\bar W_l$ |
+#
+# So $\tilde h$ is $U_1$, $h$ is $A_1$, $\delta^h$ is $\partial L/\partial U_1$ (a row per example) and
+# $\delta^y$ is $\partial L/\partial U_2$ when the softmax and the cross-entropy are taken together. The
+# lab's tensors have one example per row, so the products look transposed compared with the recitation's
+# column vectors: $U_l = A_{l-1} W_l^\top + b_l$ for $u^{(l)} = X^{(l)} a^{(l-1)} + \mu^{(l)}$.
+#
+# Parameters are kept in a dict with `Wh` $(n_h, n_x)$, `bh` $(n_h, 1)$, `Wy` $(n_y, n_h)$, `by`
+# $(n_y, 1)$, as in Lecture 9's lab code; a batch `X` has one example per row, shape $(B, n_x)$, and the
 # targets `Y` are one-hot rows $(B, n_y)$.
 #
 # Each exercise is graded on its own: a grade cell feeds your function inputs it builds itself, so a
@@ -40,7 +72,9 @@ import math
 
 import torch
 from backproplab import backprop_tools as bt
+from backproplab import bug_hunt_lab3 as bh3
 from backproplab import checks, data, env, needs, plots
+from backproplab import grad_flow as gf
 from tqdm.auto import tqdm
 
 torch.set_num_threads(1)  # every tensor here is small: one thread is faster and never waits for a busy core
@@ -198,7 +232,7 @@ with needs("fib_memo", "fib_tab"):
 #
 # ## 2. The one-hidden-layer tanh network, written out
 #
-# For one example $x \in \mathbb{R}^{n_x}$ the lecture's network computes
+# For one example $x \in \mathbb{R}^{n_x}$ Lecture 9's network computes
 #
 # $$\tilde h_i = \sum_{j=1}^{n_x} W^h_{i,j} x_j + b^h_i,\qquad h_i = \tanh(\tilde h_i),\qquad
 # \tilde y_i = \sum_{j=1}^{n_h} W^y_{i,j} h_j + b^y_i,\qquad
@@ -217,7 +251,7 @@ with needs("fib_memo", "fib_tab"):
 #
 # The biases are stored as columns $(n, 1)$, so they enter as the row $b^\top$ $(1, n)$, added to every
 # example (broadcasting). The loss of the batch is the **mean** over its rows,
-# $L = \frac1B \sum_{b=1}^{B} \ell(\hat Y_b, Y_b)$: that is the empirical risk the lecture minimises, and
+# $L = \frac1B \sum_{b=1}^{B} \ell(\hat Y_b, Y_b)$: that is the empirical risk Lecture 9 minimises, and
 # its gradient is the mean of the per-example gradients.
 #
 # **Exercise 3.** `init_params(nx, nh, ny, generator=None)`: weights `0.3 * randn` (drawn with
@@ -237,7 +271,7 @@ def init_params(nx, nh, ny, generator=None):
 
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_init_params", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-# init_params: keys and shapes of the lecture, float32, zero biases, weights of standard deviation 0.3 drawn
+# init_params: keys and shapes of Lecture 9's lab code, float32, zero biases, weights of standard deviation 0.3 drawn
 # with the generator (same seed, same weights).
 p = checks.call(init_params, 40, 60, 30, generator=torch.Generator().manual_seed(0))
 if not isinstance(p, dict) or sorted(p) != ["Wh", "Wy", "bh", "by"]:
@@ -887,7 +921,7 @@ with needs("init_params", "forward", "backward", "sgd_step", "train_mlp", "accur
 # %% [markdown]
 # ## 5. Any number of layers, and what backpropagation saves
 #
-# The lecture's general scheme, for $k$ layers with $A_0$ the input and the activation on every layer:
+# The EPFL recitation's general scheme, for $k$ layers with $A_0$ the input and the activation on every layer:
 #
 # **Forward.** For $l = 1, \dots, k$: $\;U_l = A_{l-1} W_l^\top + b_l$, $\;A_l = \tanh(U_l)$.
 # Keep what the backward pass needs.
@@ -900,7 +934,7 @@ with needs("init_params", "forward", "backward", "sgd_step", "train_mlp", "accur
 # \frac{\partial L}{\partial b_l} = \text{sum over the batch of } \frac{\partial L}{\partial U_l},\qquad
 # \frac{\partial L}{\partial A_{l-1}} = \frac{\partial L}{\partial U_l}\, W_l .$$
 #
-# (Rows are examples here, which is why the products look transposed compared with the lecture's
+# (Rows are examples here, which is why the products look transposed compared with the recitation's
 # column vectors.) The upstream gradient $\partial L / \partial A_k$ already carries whatever averaging
 # the loss does, so nothing is divided by $B$ in this scheme.
 #
@@ -1012,7 +1046,7 @@ _check_deep(4, 3, None, torch.float32, 99)
 # (`bt.naive_layerwise_gradients`; autograd does the products). Backpropagation runs the chain once and
 # hands each $\partial L / \partial A_{l}$ down to the next layer. Below, both are timed on square networks
 # ($k$ layers of width $m$, a batch of 32) as the depth and then the width grow; the dashed lines are the
-# lecture's $O(k^2 m^2)$ and $O(k m^2)$, each scaled to match its measurement on the largest sizes.
+# recitation's $O(k^2 m^2)$ and $O(k m^2)$, each scaled to match its measurement on the largest sizes.
 
 # %%
 methods = {"naive (one chain per layer)": bt.naive_layerwise_gradients,
@@ -1043,7 +1077,615 @@ bt.show(fig)
 # grows about like $k/2$, the number of times the naive method recomputes each $\partial L / \partial A_j$
 # on average. Against width both follow $m^2$ (each step is a product by an $m \times m$ matrix), so the
 # ratio stays put. At the smallest sizes the fixed cost of each Python call dominates and the curves flatten.
+
+# %% [markdown]
+# **Exercise 13 (written).** Explain in a few sentences, for $k$ layers of width $m$, why naive
+# differentiation costs $O(k^2 m^2)$ and backpropagation $O(k m^2)$ for one example. Say which quantity
+# backpropagation computes once and reuses, and what it must keep in memory from the forward pass to do so.
+
+# %% [markdown] deletable=false nbgrader={"grade": true, "grade_id": "answer_backprop_cost", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Model answer (for the grader). Each layer step, forward or backward, is a product of an $m \times m$
+# matrix with a vector of size $m$: $O(m^2)$. The naive method treats the gradient of each layer $l$ as
+# its own chain-rule problem: it multiplies the chain $\partial L/\partial A_k \cdot \partial A_k/\partial A_{k-1}
+# \cdots$ from the output down to layer $l$, which is $k - l + 1$ steps of $O(m^2)$. Summed over the $k$
+# layers that is $\sum_l (k - l + 1) = O(k^2)$ steps, hence $O(k^2 m^2)$: the products
+# $\partial L/\partial A_j$ for the upper layers are recomputed once for every layer below them.
+# Backpropagation is the bottom-up (tabulated) dynamic programme: it computes each
+# $\partial L/\partial A_{l}$ (equivalently each delta $\partial L/\partial U_l$) exactly once, from
+# $\partial L/\partial A_{l+1}$, and reuses it both for the layer's own parameter gradients
+# ($\partial L/\partial W_l = (\partial L/\partial U_l)^\top A_{l-1}$) and for the next step down. That is
+# $k$ steps of $O(m^2)$, $O(k m^2)$, the same order as the forward pass. The price is memory: the
+# activations $A_0, \dots, A_k$ (or the pre-activations) of the forward pass must be stored, $O(k m)$ per
+# example, because the backward steps need $\tanh'(U_l) = 1 - A_l^2$ and $A_{l-1}$.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## 6. Gradient flow and initialisation
 #
+# The backward scheme of section 5 hands the gradient down one layer at a time,
+#
+# $$\frac{\partial L}{\partial U_l} = \frac{\partial L}{\partial A_l} \odot (1 - A_l^2), \qquad
+# \frac{\partial L}{\partial A_{l-1}} = \frac{\partial L}{\partial U_l}\, W_l ,$$
+#
+# so the gradient that reaches layer $l$ is a product of $k - l$ matrices $W_j$ and masks $1 - A_j^2$. A
+# product of many factors is rarely of size 1: twenty factors of 0.8 make $0.8^{20} \approx 0.01$, twenty
+# factors of 2 make about $10^6$. Whether the layers near the input learn at all depends on these
+# factors, and at the start of training they are set by the scale of the initial weights. This section
+# measures them.
+#
+# **Exercise 14.** `layer_grad_norms(dweights)`: given the weight gradients of the layers (a list or a
+# tuple of tensors, first layer first), return the list of their Frobenius norms
+# $\|G\|_F = \sqrt{\sum_{i,j} G_{ij}^2}$, as Python floats, in the same order. Float32 and float64.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "layer_grad_norms", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def layer_grad_norms(dweights):
+    """[ ||dW_1||_F, ..., ||dW_k||_F ], Python floats, first layer first."""
+    ### BEGIN SOLUTION
+    return [g.detach().norm().item() for g in dweights]
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_layer_grad_norms", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# layer_grad_norms: a list of Python floats, the Frobenius norm of each tensor in order (first layer first),
+# for a list and a tuple, float64 and float32, inputs left unchanged.
+def _frobenius(t):
+    return math.sqrt(sum(v * v for v in t.detach().double().reshape(-1).tolist()))
+
+def _check_norms(dweights, label, rtol):
+    before = [t.clone() for t in dweights]
+    got = checks.call(layer_grad_norms, dweights)
+    want = [_frobenius(t) for t in dweights]
+    if not isinstance(got, list):
+        raise AssertionError(f"layer_grad_norms({label}) must return a list, got {type(got).__name__} "
+                             "(diagnosis: wrong_return)")
+    if len(got) != len(want):
+        raise AssertionError(f"layer_grad_norms({label}) must return one norm per layer ({len(want)}), got {len(got)} "
+                             "(diagnosis: wrong_shape)")
+    if not all(type(v) is float for v in got):
+        kinds = sorted({type(v).__name__ for v in got})
+        raise AssertionError(f"layer_grad_norms({label}) must return Python floats (use .item() or float()), got "
+                             f"{', '.join(kinds)} (diagnosis: wrong_dtype)")
+    close = lambda a, b: abs(a - b) <= rtol * abs(b) + 1e-300  # noqa: E731
+    if not all(close(a, b) for a, b in zip(got, want)):
+        if len(want) > 1 and all(close(a, b) for a, b in zip(got, want[::-1])):
+            raise AssertionError(f"layer_grad_norms({label}) returned the norms last layer first; the list must "
+                                 "start with the first layer (diagnosis: reversed_order)")
+        if all(close(a, b * b) for a, b in zip(got, want)):
+            raise AssertionError(f"layer_grad_norms({label}) returned the squared norms (sum of squares); take the "
+                                 "square root (diagnosis: squared_norm)")
+        first = next(i for i, (a, b) in enumerate(zip(got, want)) if not close(a, b))
+        raise AssertionError(f"layer_grad_norms({label})[{first}] is {got[first]!r}, expected the Frobenius norm "
+                             f"{want[first]!r}: the square root of the sum of the squares of all the entries "
+                             "(diagnosis: values)")
+    if not all(torch.equal(a, b) for a, b in zip(before, dweights)):
+        raise AssertionError(f"layer_grad_norms({label}) modified its input (diagnosis: modifies_input)")
+
+_g = torch.Generator().manual_seed(71)
+_dW = [torch.randn(4, 3, generator=_g, dtype=torch.float64) * s for s in (1e-3, 1.0, 30.0)]
+_check_norms(_dW, "a list of three float64 (4, 3) gradients of very different sizes", 1e-9)
+_check_norms(tuple(t.float() for t in _dW), "a tuple of float32 gradients", 1e-5)
+### BEGIN HIDDEN TESTS
+for _depth, _dtype in [(1, torch.float64), (20, torch.float64), (7, torch.float32)]:
+    _widths = [int(w) for w in torch.randint(1, 9, (_depth + 1,), generator=_g)]
+    _dW = [torch.randn(_widths[i + 1], _widths[i], generator=_g, dtype=torch.float64) * 10.0 ** (i % 5 - 2)
+           for i in range(_depth)]
+    _check_norms([t.to(_dtype) for t in _dW], f"{_depth} layers of random shapes, {_dtype}",
+                 1e-9 if _dtype == torch.float64 else 1e-5)
+_check_norms([torch.ones(1, 1, dtype=torch.float64) * -3.0], "one (1, 1) gradient", 1e-12)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### The variance argument, and Xavier's initialisation
+#
+# Take one unit of a layer, $u_i = \sum_{j=1}^{n_{in}} W_{ij}\, a_j$, with weights drawn independently of
+# mean 0 and variance $\sigma^2$, independent of the inputs $a_j$ (mean 0, variance $v$). The $n_{in}$ terms
+# are independent with variance $\sigma^2 v$ each, so
+#
+# $$\operatorname{Var}(u_i) = n_{in}\, \sigma^2\, v .$$
+#
+# Near 0, $\tanh(u) \approx u$, so every layer multiplies the variance of the signal by $n_{in}\sigma^2$,
+# and $k$ layers by $(n_{in}\sigma^2)^k$. It stays put only when
+#
+# $$n_{in}\,\sigma^2 = 1 .$$
+#
+# The backward pass multiplies by $W_l$ from the other side, a sum over the $n_{out}$ units fed by a unit,
+# and the same argument asks for $n_{out}\sigma^2 = 1$. Glorot and Bengio (2010) take the compromise
+# $\sigma^2 = 2/(n_{in} + n_{out})$, and draw uniformly: a uniform law on $[-a, a]$ has variance $a^2/3$,
+# hence their bound $a = \sqrt{6/(n_{in} + n_{out})}$.
+#
+# With 64 units per layer, Lecture 9's `0.3 * randn` gives $n_{in}\sigma^2 = 64 \times 0.09 \approx 5.8$ per
+# layer and `0.1 * randn` gives $0.64$ (a factor $0.8$ on the standard deviation).
+#
+# **Exercise 15.** `xavier_init(fan_in, fan_out, generator=None)`: a float32 tensor of shape
+# $(n_{out}, n_{in})$, the shape of a layer's `W` in `deep_forward`, drawn uniformly from $[-a, a]$ with
+# $a = \sqrt{6/(n_{in} + n_{out})}$. Use only `generator` for the randomness (pass it to `torch.rand` or to
+# `Tensor.uniform_`), so that a seeded generator gives the same weights every time.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "xavier_init", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def xavier_init(fan_in, fan_out, generator=None):
+    """Uniform on [-a, a], a = sqrt(6 / (fan_in + fan_out)), shape (fan_out, fan_in), float32."""
+    ### BEGIN SOLUTION
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    unit = torch.rand(fan_out, fan_in, generator=generator)  # uniform on [0, 1)
+    return (2.0 * unit - 1.0) * bound
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_xavier_init_shape", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# xavier_init, shape and randomness: a float32 tensor of shape (fan_out, fan_in); the same seed gives the same
+# weights, another seed others, and torch's global random generator is left alone.
+def _xavier_call(fan_in, fan_out, seed):
+    gen = None if seed is None else torch.Generator().manual_seed(seed)
+    w = checks.call(xavier_init, fan_in, fan_out, generator=gen)
+    if not isinstance(w, torch.Tensor):
+        raise AssertionError(f"xavier_init must return a tensor, got {type(w).__name__} (diagnosis: not_a_tensor)")
+    if tuple(w.shape) != (fan_out, fan_in):
+        tag = "transposed_shape" if tuple(w.shape) == (fan_in, fan_out) else "wrong_shape"
+        raise AssertionError(f"xavier_init(fan_in={fan_in}, fan_out={fan_out}) has shape {tuple(w.shape)}; a layer "
+                             f"with {fan_in} inputs and {fan_out} outputs has W of shape (fan_out, fan_in) = "
+                             f"{(fan_out, fan_in)}, as in U = A W^T + b (diagnosis: {tag})")
+    if w.dtype != torch.float32:
+        raise AssertionError(f"xavier_init must return float32, got {w.dtype} (diagnosis: wrong_dtype)")
+    return w
+
+_w = _xavier_call(30, 50, 0)
+_global = torch.get_rng_state()
+_again = _xavier_call(30, 50, 0)
+if not torch.equal(torch.get_rng_state(), _global):
+    raise AssertionError("xavier_init drew from torch's global random generator although it was given one: pass "
+                         "generator=generator to torch.rand (or uniform_) (diagnosis: ignores_generator)")
+if not torch.equal(_w, _again) or torch.equal(_w, _xavier_call(30, 50, 1)):
+    raise AssertionError("xavier_init must draw with the generator it is given: the same seed must give the same "
+                         "weights, another seed other weights (diagnosis: ignores_generator)")
+### BEGIN HIDDEN TESTS
+for _fi, _fo in [(1, 1), (784, 10), (3, 500), (64, 64)]:
+    _xavier_call(_fi, _fo, 5)
+_ = _xavier_call(7, 2, None)
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_xavier_init_distribution", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# xavier_init, distribution: every weight in [-a, a] with a = sqrt(6 / (fan_in + fan_out)), and, over many
+# weights (fixed seeds), the mean 0, the variance a^2 / 3 and the spread of a uniform law, within several
+# standard errors.
+def _xavier_law(fan_in, fan_out, seed):
+    w = checks.call(xavier_init, fan_in, fan_out, generator=torch.Generator().manual_seed(seed))
+    if not isinstance(w, torch.Tensor) or w.numel() != fan_in * fan_out:
+        raise AssertionError(f"xavier_init({fan_in}, {fan_out}) must return a tensor of {fan_in * fan_out} weights "
+                             "(diagnosis: wrong_shape)")
+    if tuple(w.shape) != (fan_out, fan_in):
+        raise AssertionError(f"xavier_init({fan_in}, {fan_out}) has shape {tuple(w.shape)}, expected (fan_out, fan_in) "
+                             f"= {(fan_out, fan_in)} (diagnosis: transposed_shape)")
+    x = w.detach().double().reshape(-1)
+    a = math.sqrt(6.0 / (fan_in + fan_out))
+    n = x.numel()
+    mean, var = float(x.mean()), float((x * x).mean())
+    kurtosis = float((x ** 4).mean()) / var ** 2 if var > 0 else float("nan")
+    top = float(x.abs().max())
+    label = f"xavier_init(fan_in={fan_in}, fan_out={fan_out})"
+    if top > a * (1 + 1e-6) and kurtosis > 2.4:
+        raise AssertionError(f"{label}: weights up to {top:.4f} beyond the bound a = {a:.4f}, and the bell shape of a "
+                             "normal law (heavy tails): draw uniformly on [-a, a] (torch.rand, uniform_), not with "
+                             "randn (diagnosis: normal_not_uniform)")
+    if top > a * (1 + 1e-6) or top < 0.98 * a:
+        raise AssertionError(f"{label}: the largest |weight| is {top:.4f}, but the weights must fill [-a, a] with "
+                             f"a = sqrt(6 / (fan_in + fan_out)) = {a:.4f} (diagnosis: wrong_bound)")
+    if abs(mean) > 6 * a / math.sqrt(3 * n):
+        raise AssertionError(f"{label}: the weights have mean {mean:.4f}; a law symmetric around 0 has mean 0 within "
+                             f"{6 * a / math.sqrt(3 * n):.4f} for {n} weights (diagnosis: values)")
+    if abs(var - a * a / 3) > 6 * a * a * math.sqrt(4 / 45 / n):
+        raise AssertionError(f"{label}: the weights have variance {var:.5f}, expected a^2 / 3 = {a * a / 3:.5f} "
+                             "for the uniform law on [-a, a] (diagnosis: values)")
+    inner = float((x.abs() < a / 2).double().mean())
+    if abs(inner - 0.5) > 6 * math.sqrt(0.25 / n) or abs(kurtosis - 1.8) > 0.15:
+        raise AssertionError(f"{label}: {100 * inner:.1f}% of the weights lie in [-a/2, a/2], expected 50% for a "
+                             "uniform law (diagnosis: normal_not_uniform)")
+
+_xavier_law(200, 300, 0)
+### BEGIN HIDDEN TESTS
+for _fi, _fo, _seed in [(300, 200, 1), (784, 10, 2), (2, 4000, 3), (100, 100, 4)]:
+    _xavier_law(_fi, _fo, _seed)
+for _seed in range(20):
+    _w = checks.call(xavier_init, 1, 1, generator=torch.Generator().manual_seed(_seed))
+    if float(_w.abs().max()) > math.sqrt(3.0) * (1 + 1e-6):
+        raise AssertionError("xavier_init(1, 1) gave a weight beyond a = sqrt(3) (diagnosis: wrong_bound)")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Predict, then check
+#
+# The experiment below builds a 20-layer tanh network of width 64 with zero biases, feeds it a batch of
+# 32 random inputs, and runs your `deep_backward` from a random upstream gradient $\partial L/\partial A_{20}$
+# (the same for every initialisation). Before you run it, think about the weights `0.1 * randn`: each layer
+# multiplies the forward signal by about $\sqrt{64} \times 0.1 = 0.8$, and the backward scheme multiplies
+# $\partial L/\partial U$ by about the same factor per layer. Think about both factors of
+# $\partial L/\partial W_l = (\partial L/\partial U_l)^\top A_{l-1}$.
+#
+# **Exercise 16 (prediction).** With weights `0.1 * randn`, compare the norm of the weight gradient of
+# the **first** layer with that of the **last** (20th) layer. Set `predicted_gradient_profile` to one of
+#
+# * `"first layer largest"`: the first layer's is more than 10 times the last layer's;
+# * `"last layer largest"`: the last layer's is more than 10 times the first layer's;
+# * `"about equal"`: they are within a factor 10 of each other.
+#
+# Replace the `raise NotImplementedError()` line with `predicted_gradient_profile = "..."` (keep it inside
+# the `with` block).
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "predicted_gradient_profile", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# One of "first layer largest", "last layer largest", "about equal".
+with needs("predicted_gradient_profile"):
+    ### BEGIN SOLUTION
+    predicted_gradient_profile = "about equal"
+    ### END SOLUTION
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_predicted_gradient_profile", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# predicted_gradient_profile: your prediction against the experiment, run here with torch.autograd: 20 tanh
+# layers of width 64, weights 0.1 * randn (seed 0), zero biases, 32 inputs; first layer's weight-gradient
+# norm divided by the last layer's.
+_choices = ("first layer largest", "last layer largest", "about equal")
+_guess = globals().get("predicted_gradient_profile")
+if _guess is None:
+    raise AssertionError("predicted_gradient_profile is not set yet: assign one of the three choices "
+                         "(diagnosis: not_implemented)")
+if _guess not in _choices:
+    raise AssertionError(f"predicted_gradient_profile is {_guess!r}; it must be one of {list(_choices)} "
+                         "(diagnosis: wrong_return)")
+_gen = torch.Generator().manual_seed(0)
+_Ws = [(0.1 * torch.randn(64, 64, generator=_gen, dtype=torch.float64)).requires_grad_(True) for _ in range(20)]
+_A = torch.randn(32, 64, generator=_gen, dtype=torch.float64)
+_upstream = torch.randn(32, 64, generator=_gen, dtype=torch.float64) / 32
+with torch.enable_grad():
+    for _W in _Ws:
+        _A = torch.tanh(_A @ _W.T)
+    _grads = torch.autograd.grad((_A * _upstream).sum(), _Ws)
+_ratio = float(_grads[0].norm() / _grads[-1].norm())
+_truth = "first layer largest" if _ratio > 10 else "last layer largest" if _ratio < 0.1 else "about equal"
+if _guess != _truth:
+    raise AssertionError(f"you predicted {_guess!r}; the experiment gives {_truth!r} (first layer / last layer = "
+                         f"{_ratio:.3g}). See the plot and the explanation below it (diagnosis: prediction)")
+
+# %% [markdown]
+# The experiment: per-layer gradient norms for four initialisations, with your `deep_forward`,
+# `deep_backward`, `layer_grad_norms` and `xavier_init`. The left plot shows the weight gradients; the right
+# one the bias gradients, which are $\partial L/\partial U_l$ summed over the batch: the backward signal alone.
+
+# %%
+DEPTH, WIDTH, BATCH = 20, 64, 32
+SCALES = {"0.1 * randn": 0.1, "0.3 * randn": 0.3, "Xavier": None, "2.0 * randn": 2.0}
+A0_flow, G_flow = gf.deep_inputs(BATCH, WIDTH)
+
+
+def flow_weights(scale):
+    """20 square layers, float64: scale * randn, or xavier_init when scale is None; zero biases."""
+    if scale is None:
+        gen = torch.Generator().manual_seed(0)
+        weights = [xavier_init(WIDTH, WIDTH, generator=gen).double() for _ in range(DEPTH)]
+        return weights, [torch.zeros(WIDTH, dtype=torch.float64) for _ in range(DEPTH)]
+    return gf.gaussian_weights(DEPTH, WIDTH, scale)
+
+
+with needs("deep_forward", "deep_backward", "layer_grad_norms", "xavier_init"):
+    tanh_weight_norms, tanh_bias_norms, tanh_activations = {}, {}, {}
+    for label, scale in SCALES.items():
+        weights, biases = flow_weights(scale)
+        dW, db = deep_backward(weights, biases, deep_forward(weights, biases, A0_flow), G_flow)
+        tanh_weight_norms[label] = layer_grad_norms(dW)
+        tanh_bias_norms[label] = layer_grad_norms([d.reshape(-1, 1) for d in db])
+        tanh_activations[label] = gf.activations(weights, biases, A0_flow)
+    fig, axes = plots.new_figure(1, 2, size=(4.4, 3.4))
+    gf.plot_per_layer(axes[0][0], tanh_weight_norms, ylabel="norm of dL/dW_l", title="tanh: weight gradients")
+    gf.plot_per_layer(axes[0][1], tanh_bias_norms, ylabel="norm of dL/db_l", title="tanh: bias gradients")
+    print("first layer / last layer, weight gradients:",
+          ", ".join(f"{k}: {v[0] / v[-1]:.3g}" for k, v in tanh_weight_norms.items()))
+    display(bt.show(fig))
+
+# %%
+with needs("predicted_gradient_profile", "deep_forward", "deep_backward", "layer_grad_norms", "xavier_init"):
+    small = tanh_weight_norms["0.1 * randn"]
+    ratio = small[0] / small[-1]
+    outcome = "first layer largest" if ratio > 10 else "last layer largest" if ratio < 0.1 else "about equal"
+    print(f"you predicted: {predicted_gradient_profile!r}")
+    print(f"the experiment: first / last = {ratio:.3g}, that is {outcome!r}")
+
+# %% [markdown]
+# **Reading the plots.**
+#
+# * `0.1 * randn`: the weight gradients are flat, and all small. The gradient of layer $l$ is
+#   $(\partial L/\partial U_l)^\top A_{l-1}$: the backward factor $\partial L/\partial U_l$ shrinks by about 0.8
+#   per layer on its way down (the right plot), while the forward factor $A_{l-1}$ shrinks by about 0.8 per
+#   layer on its way up. The two products have the same number of factors in total, $0.8^{19}$, whatever
+#   the layer. So "vanishing" is not always a slope across the layers: here every layer's weight gradient
+#   is small, and the bias gradients show the vanishing backward signal alone.
+# * `0.3 * randn` and `2.0 * randn`: $n_{in}\sigma^2 > 1$, the linear part of each layer amplifies, and the
+#   gradients grow towards the input: a hundred times at 0.3, by many orders of magnitude at 2.0. At 2.0 most
+#   units are saturated (their $1 - A^2$ is almost 0, see the histograms below), but the few that are not
+#   pass a gradient multiplied by weights of size 2 on 64 inputs: it explodes, and a step size that suits
+#   the last layer would throw the first one far away.
+# * Xavier: $n_{in}\sigma^2 = 1$, the signal keeps its size in both directions and every layer gets a
+#   gradient of the same order, neither tiny nor huge.
+
+# %% [markdown]
+# ### Sigmoid and ReLU
+#
+# The same measurement with the logistic sigmoid and with ReLU on every layer. `deep_backward` is written
+# for tanh, so these gradients come from `torch.autograd` (`gf.autograd_weight_grads`); the norms are
+# still yours.
+
+# %%
+with needs("layer_grad_norms", "xavier_init"):
+    fig, axes = plots.new_figure(1, 2, size=(4.4, 3.4))
+    for ax, activation in zip(axes[0], ("sigmoid", "relu")):
+        norms = {}
+        for label, scale in SCALES.items():
+            weights, biases = flow_weights(scale)
+            norms[label] = layer_grad_norms(gf.autograd_weight_grads(weights, biases, A0_flow, G_flow, activation))
+        gf.plot_per_layer(ax, norms, ylabel="norm of dL/dW_l", title=f"{activation}: weight gradients")
+        print(f"{activation}: first layer / last layer, "
+              + ", ".join(f"{k}: {v[0] / v[-1]:.3g}" for k, v in norms.items()))
+    display(bt.show(fig))
+
+# %% [markdown]
+# * Sigmoid: its derivative $\sigma(1 - \sigma)$ is at most $1/4$, and its outputs are all positive (around
+#   $1/2$), not centred on 0. With small weights and with Xavier's, each layer divides the backward signal by
+#   about 4 or more, and the first layer's gradient ends up 7 to 14 orders of magnitude below the last
+#   one's: Xavier's bound, derived for a unit slope at 0, does not compensate a slope of $1/4$. Only the
+#   large weights of `2.0 * randn` make up for it (and then the gradient grows towards the input). This is
+#   one reason deep networks moved away from the sigmoid.
+# * ReLU: its derivative is 0 or 1 and the network is piecewise linear, so, as for tanh at small scale, the
+#   weight gradients are flat across the layers, but their common size is a power of the per-layer gain:
+#   tiny at `0.1 * randn`, about $10^{-2}$ with Xavier, $10^{20}$ at `2.0 * randn`. Half the units are
+#   switched off, so the gain that keeps the signal's size is $n_{in}\sigma^2 = 2$ (He et al., 2015), not
+#   Xavier's 1: with Xavier's weights each ReLU layer loses a factor $\sqrt 2$.
+
+# %% [markdown]
+# ### Saturated units
+#
+# A tanh unit with $|A| > 0.99$ is *saturated*: its derivative $1 - A^2$ is below 0.02, and it passes
+# almost no gradient. The histograms show every hidden value of the 20 tanh layers above, per
+# initialisation.
+
+# %%
+with needs("deep_forward", "deep_backward", "layer_grad_norms", "xavier_init"):
+    fig, axes = plots.new_figure(1, 4, size=(2.5, 2.4))
+    for ax, (label, acts) in zip(axes[0], tanh_activations.items()):
+        gf.plot_activation_histogram(ax, acts, threshold=0.99, title=label)
+    display(bt.show(fig))
+
+# %% [markdown]
+# At `0.1 * randn` the values collapse to 0 layer after layer (the linear regime); with Xavier they stay
+# spread over $(-1, 1)$ with few saturated units; at `2.0 * randn` almost every unit sits at $\pm 1$.
+#
+# ### Why not start from zero? Symmetry
+#
+# If every weight starts at the same value, every hidden unit computes the same function of the input,
+# receives the same delta, and gets the same update: they stay identical forever, and the layer is worth a
+# single unit. With all weights at zero it is worse: $h = \tanh(0) = 0$ gives $\nabla_{W_y} = 0$, and
+# $W_y = 0$ gives $\delta^h = 0$: only the output bias learns. Below, Lecture 9's network with 16 hidden
+# units is trained on the two moons (full batch, your `forward`, `backward` and `sgd_step`) from three
+# starts, and we count how many *different* rows $W_h$ has at the end (one row per hidden unit).
+
+# %%
+with needs("init_params", "forward", "backward", "sgd_step", "cross_entropy", "accuracy"):
+    gen = torch.Generator().manual_seed(0)
+    X_sym, labels_sym = data.moons(200, noise=0.12, generator=gen)
+    Y_sym = data.one_hot(labels_sym, 2)
+    starts = {
+        "zeros": {k: torch.zeros_like(v) for k, v in init_params(2, 16, 2).items()},
+        "all weights 0.5": {k: torch.full_like(v, 0.5 if k.startswith("W") else 0.0)
+                            for k, v in init_params(2, 16, 2).items()},
+        "0.3 * randn (init_params)": init_params(2, 16, 2, generator=gen),
+    }
+    print(f"{'start':28s} {'distinct rows of Wh':>20s} {'loss':>8s} {'accuracy':>9s}")
+    for label, params_sym in starts.items():
+        for _ in range(300):
+            sgd_step(params_sym, backward(params_sym, forward(params_sym, X_sym), Y_sym), 0.5)
+        out = forward(params_sym, X_sym)
+        print(f"{label:28s} {gf.distinct_rows(params_sym['Wh']):20d} {float(cross_entropy(out['yhat'], Y_sym)):8.4f} "
+              f"{accuracy(out['yhat'], Y_sym):9.3f}")
+
+# %% [markdown]
+# **Exercise 17 (written).** Explain why a network whose weights all start at zero (or all at the same
+# constant) cannot learn more than a network with a single hidden unit, using the backward formulas of
+# section 3. What does a random initialisation change, and why must its scale still be chosen with care?
+
+# %% [markdown] deletable=false nbgrader={"grade": true, "grade_id": "answer_zero_init", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Model answer (for the grader). With equal weights, every hidden unit $i$ computes the same
+# $\tilde h_i = \sum_j W^h_{ij} x_j + b^h_i$ and the same $h_i$ for every input. Its delta is
+# $\delta^h_i = (1 - h_i^2)\sum_j \delta^y_j W^y_{j,i}$; the columns of $W_y$ are equal too, so all the
+# $\delta^h_i$ are equal, and so are the rows of $\nabla_{W_h} = \frac1B (\Delta^h)^\top X$ and the entries of
+# $\nabla_{b_h}$. Gradient descent then applies the same update to every hidden unit, and (by induction
+# over the steps) they stay identical forever: the layer computes one feature, copied $n_h$ times. With
+# all weights at zero it is worse: $h = \tanh(0) = 0$ makes $\nabla_{W_y} = (\Delta^y)^\top H / B = 0$, and
+# $W_y = 0$ makes $\delta^h = 0$, so $W_h$ and $W_y$ never move and only the output bias $b_y$ learns (the
+# class frequencies). Random weights break the symmetry: units start different, receive different deltas
+# and learn different features. Their scale matters because each layer multiplies the signal forward and
+# the gradient backward by about $n_{in}\sigma^2$ in variance: too small and the signals vanish through a
+# deep network (all gradients tiny), too large and tanh saturates or the gradients explode. Xavier's
+# $\sigma^2 = 2/(n_{in} + n_{out})$ keeps these factors near 1.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## 7. Bug hunt: a check for `backward`
+#
+# The grade cells of this lab are checks: they run a function on inputs they build and compare with
+# `torch.autograd`. Writing one is a skill of its own, because a check is only as good as the cases it
+# tries. A batch of one example cannot tell a mean from a sum; zero biases hide a forgotten bias; a square
+# weight matrix hides a transposition in the shape; a batch size equal to the number of classes hides a
+# division by the wrong size.
+#
+# **Exercise 18.** Write `check_backward(candidate)`: it returns `True` when `candidate` is a right
+# `backward(params, outputs, Y)` for this lab's network (the gradients of the batch-mean cross-entropy,
+# a dict with the keys and shapes of `params`), and `False` when it is wrong. Rules:
+#
+# * use only public facts: inputs you build yourself, the lab's `forward` and `cross_entropy`,
+#   `torch.autograd`, finite differences (while the check is graded, `forward`, `softmax` and
+#   `cross_entropy` are correct versions, so a slip in yours does not cost these points);
+# * return a Python `bool`; a candidate that raises is wrong: catch its exception and return `False`;
+# * a right candidate may be written in any way (einsum, loops over examples, autograd...), and may
+#   compute in float32 what it is given in float32: compare with tolerances, not exact equality;
+# * each call must take well under 2 seconds.
+#
+# **Grading.** The grade cell runs your check on hidden candidates, right and wrong ones. If it rejects a
+# single right one, the exercise scores 0. Otherwise it scores the points in proportion to the wrong
+# candidates it rejects (all 4 points only when it rejects every one). Below the grade cell, the four
+# planted bugs of the notebook show what your check says.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "check_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def check_backward(candidate):
+    """True iff candidate(params, outputs, Y) returns the gradients of cross_entropy(forward(params, X)['yhat'], Y)."""
+    ### BEGIN SOLUTION
+    def make_case(nx, nh, ny, batch, seed):
+        gen = torch.Generator().manual_seed(seed)
+        draw = lambda *shape: torch.randn(*shape, generator=gen, dtype=torch.float64)  # noqa: E731
+        case_params = {"Wh": draw(nh, nx), "bh": draw(nh, 1), "Wy": draw(ny, nh), "by": draw(ny, 1)}
+        inputs = draw(batch, nx)
+        targets = torch.nn.functional.one_hot(torch.randint(0, ny, (batch,), generator=gen), ny).double()
+        return case_params, inputs, targets
+
+    # several examples (mean against sum), non-zero biases, no two sizes equal (a transposition or a
+    # division by the wrong size shows), and a batch of one
+    for nx, nh, ny, batch, seed in [(3, 5, 2, 4, 0), (4, 3, 6, 7, 1), (2, 4, 3, 1, 2), (5, 6, 4, 9, 3)]:
+        case_params, inputs, targets = make_case(nx, nh, ny, batch, seed)
+        with torch.enable_grad():
+            leaves = {k: v.clone().requires_grad_(True) for k, v in case_params.items()}
+            loss = cross_entropy(forward(leaves, inputs)["yhat"], targets)
+            expected = dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values()))))
+        with torch.no_grad():
+            case_outputs = {k: v.detach().clone() for k, v in forward(case_params, inputs).items()}
+        try:
+            with torch.no_grad():
+                got = candidate({k: v.clone() for k, v in case_params.items()}, case_outputs, targets.clone())
+            for key, want in expected.items():
+                value = got[key]
+                if not isinstance(value, torch.Tensor) or value.shape != want.shape:
+                    return False
+                if not torch.allclose(value.detach().double(), want, rtol=1e-5, atol=1e-8):
+                    return False
+        except Exception:
+            return False
+    return True
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_check_backward", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# check_backward: run on right and wrong candidate backward functions, at most 2 s per call. Scored with
+# nbgrader's partial credit (the number this cell shows last is its score): 0 if a right candidate is
+# rejected (the cell fails), else 4 points times the share of wrong candidates rejected.
+_hunt = bh3.BugHunt(check_backward, points=4, seconds=2.0, namespace=globals())
+_hunt.right("torch.autograd on the rebuilt network", bh3.autograd_backward)
+for _name, (_candidate, _tag) in bh3.planted_bugs().items():
+    _hunt.wrong(_name, _candidate, _tag)
+### BEGIN HIDDEN TESTS
+def _lecture9(params, outputs, Y):
+    bsize = Y.shape[0]
+    grads = {}
+    Y_tilde_grad = outputs["yhat"] - Y
+    h_tilde_grad = torch.mm(Y_tilde_grad, params["Wy"])
+    h_tilde_grad = h_tilde_grad * (1 - torch.pow(outputs["h"], 2))
+    grads["Wy"] = torch.mm(Y_tilde_grad.T, outputs["h"])
+    grads["Wh"] = torch.mm(h_tilde_grad.T, outputs["X"])
+    grads["by"] = Y_tilde_grad.sum(dim=0, keepdim=True).T
+    grads["bh"] = h_tilde_grad.sum(0, keepdim=True).T
+    for k in grads:
+        grads[k] = grads[k] / bsize
+    return grads
+
+def _einsum(params, outputs, Y):
+    n = Y.shape[0]
+    dy = (outputs["yhat"] - Y) / n
+    dh = torch.einsum("bk,kh->bh", dy, params["Wy"]) * (1 - outputs["h"].pow(2))
+    return {"Wy": torch.einsum("bk,bh->kh", dy, outputs["h"]), "by": torch.einsum("bk->k", dy)[:, None],
+            "Wh": torch.einsum("bh,bx->hx", dh, outputs["X"]), "bh": torch.einsum("bh->h", dh).reshape(-1, 1)}
+
+def _per_example(params, outputs, Y):
+    total = {k: torch.zeros_like(v) for k, v in params.items()}
+    for b in range(Y.shape[0]):
+        dy = (outputs["yhat"][b] - Y[b])[:, None]
+        h = outputs["h"][b][:, None]
+        dh = (params["Wy"].T @ dy) * (1 - h * h)
+        total["Wy"] += dy @ h.T
+        total["by"] += dy
+        total["Wh"] += dh @ outputs["X"][b][None, :]
+        total["bh"] += dh
+    return {k: v / Y.shape[0] for k, v in total.items()}
+
+def _autograd_float64(params, outputs, Y):
+    with torch.enable_grad():
+        leaf = {k: v.detach().double().requires_grad_(True) for k, v in params.items()}
+        X64 = outputs["X"].detach().double()
+        logits = torch.tanh(X64 @ leaf["Wh"].T + leaf["bh"].T) @ leaf["Wy"].T + leaf["by"].T
+        loss = torch.nn.functional.cross_entropy(logits, Y.detach().double().argmax(1))
+        gs = torch.autograd.grad(loss, list(leaf.values()))
+    return {k: g.to(params[k].dtype) for k, g in zip(leaf, gs)}
+
+def _recompute_from_X(params, outputs, Y):
+    X = outputs["X"]
+    h = torch.tanh(X @ params["Wh"].T + params["bh"].T)
+    p = torch.softmax(h @ params["Wy"].T + params["by"].T, dim=1)
+    dy = (p - Y) / len(Y)
+    dh = (1 - h * h) * (dy @ params["Wy"])
+    return {"Wh": dh.T @ X, "bh": dh.sum(0, keepdim=True).T, "Wy": dy.T @ h, "by": dy.sum(0, keepdim=True).T}
+
+for _name, _candidate in [("Lecture 9's code", _lecture9), ("einsum", _einsum), ("loop over examples", _per_example),
+                          ("autograd in float64, cast back", _autograd_float64),
+                          ("forward recomputed from X", _recompute_from_X)]:
+    _hunt.right(_name, _candidate)
+
+def _bias_overwritten(params, outputs, Y):
+    grads = {k: torch.zeros_like(v) for k, v in params.items()}
+    B = Y.shape[0]
+    for b in range(B):
+        dy = (outputs["yhat"][b] - Y[b])[:, None]
+        h = outputs["h"][b][:, None]
+        dh = (params["Wy"].T @ dy) * (1 - h * h)
+        grads["Wy"] += dy @ h.T / B
+        grads["Wh"] += dh @ outputs["X"][b][None, :] / B
+        grads["by"] = dy / B
+        grads["bh"] = dh / B
+    return grads
+
+def _template(dy_fn=None, deriv_fn=None, divisor_fn=None, h_fn=None, zero_wy=False):
+    def candidate(params, outputs, Y):
+        B = divisor_fn(Y) if divisor_fn else Y.shape[0]
+        h = h_fn(params, outputs) if h_fn else outputs["h"]
+        dy = dy_fn(outputs, Y) if dy_fn else outputs["yhat"] - Y
+        deriv = deriv_fn(outputs) if deriv_fn else 1 - h ** 2
+        dh = (dy @ params["Wy"]) * deriv
+        gwy = torch.zeros_like(params["Wy"]) if zero_wy else dy.T @ h / B
+        return {"Wy": gwy, "by": dy.sum(0, keepdim=True).T / B,
+                "Wh": dh.T @ outputs["X"] / B, "bh": dh.sum(0, keepdim=True).T / B}
+    return candidate
+
+for _name, _candidate, _tag in [
+    ("bias gradient overwritten in a loop over examples (right only for a batch of one)", _bias_overwritten,
+     "bias_not_summed"),
+    ("softmax derivative slip: only the diagonal of the Jacobian", _template(dy_fn=lambda o, Y: -Y * (1 - o["yhat"])),
+     "values"),
+    ("batch mean taken twice", _template(divisor_fn=lambda Y: Y.shape[0] ** 2), "batch_mean_twice"),
+    ("tanh derivative taken at htilde", _template(deriv_fn=lambda o: 1 - o["htilde"] ** 2), "values"),
+    ("hidden values recomputed without the bias", _template(h_fn=lambda p, o: torch.tanh(o["X"] @ p["Wh"].T)), "values"),
+    ("divided by the number of classes instead of the batch size", _template(divisor_fn=lambda Y: Y.shape[1]),
+     "scaled"),
+    ("grads['Wy'] left at zero", _template(zero_wy=True), "zero"),
+]:
+    _hunt.wrong(_name, _candidate, _tag)
+### END HIDDEN TESTS
+_hunt.score()
+
+# %% [markdown]
+# What your check says about the right implementation built with autograd and the four planted bugs
+# (each built from `torch.autograd`, with its diagnosis from the course's catalogue):
+
+# %%
+with needs("check_backward"):
+    demo = bh3.BugHunt(check_backward, points=0, namespace=globals())
+    demo.right("torch.autograd on the rebuilt network", bh3.autograd_backward)
+    for name, (candidate, tag) in bh3.planted_bugs().items():
+        demo.wrong(f"{name} ({tag})", candidate, tag)
+    print(bh3.verdict_table(demo.run(stop_early=False)))
+
+# %% [markdown]
 # ## What to take away
 #
 # * The chain rule says *what* the derivative is; backpropagation is the order of computation that makes it
@@ -1052,3 +1694,31 @@ bt.show(fig)
 #   $\delta^h = (1 - h^2) \odot (\delta^y W_y)$; every weight gradient is a delta times the layer's input.
 # * With a batch, gradients are averaged like the loss; biases sum their deltas over the batch.
 # * The same scheme handles $k$ layers in $O(k m^2)$, the cost of a forward pass, instead of $O(k^2 m^2)$.
+# * The gradient of a deep network is a product of one factor per layer: the scale of the initial weights
+#   decides whether it vanishes, explodes or keeps its size. Xavier's $\sigma^2 = 2/(n_{in} + n_{out})$
+#   keeps $n_{in}\sigma^2$ near 1 for tanh; equal initial weights never break the symmetry between units.
+# * A check is only as good as its cases: several examples, non-zero biases, sizes that differ, and a
+#   tolerance rather than exact equality.
+
+# %% [markdown]
+# ## Sources and further reading
+#
+# * **Lecture 9**: "Lecture 9: Backpropagation", Rémy Sun, *Optimization for data sciences*, Université
+#   Côte d'Azur. The chain rule and why it is not enough, dynamic programming (Bellman; Fibonacci with a
+#   memo and with a table), the tanh network with its deltas, and the lab code (`backward`, the `0.3 * randn`
+#   initialisation, the update under `torch.no_grad()`) this lab follows.
+# * **EPFL recitation**: "Backpropagation, Automatic Differentiation & PyTorch", recitation of *Mathematics of
+#   Data*, Prof. Volkan Cevher, EPFL. The forward and backward schemes of a $k$-layer network, the naive
+#   gradient of a two-layer network, and the costs $O(k^2 m^2)$ against $O(k m^2)$.
+# * "Applied Deep Learning — Training Neural Networks" (the course's seed on gradient descent and the
+#   chain rule): the delta rule $\partial E/\partial w_{ij} = \delta_j o_i$ and backward-mode automatic
+#   differentiation, the idea of section 3.
+# * D. E. Rumelhart, G. E. Hinton and R. J. Williams, "Learning representations by back-propagating
+#   errors", *Nature* 323, 533–536 (1986): backpropagation for multi-layer networks, and the remark that
+#   equal initial weights cannot break the symmetry between hidden units.
+# * X. Glorot and Y. Bengio, "Understanding the difficulty of training deep feedforward neural networks",
+#   AISTATS 2010: the variance argument, saturation of sigmoid and tanh units, and the initialisation of
+#   `xavier_init`.
+# * K. He, X. Zhang, S. Ren and J. Sun, "Delving deep into rectifiers", ICCV 2015: the factor 2 for ReLU.
+# * S. Linnainmaa (1970), reverse-mode automatic differentiation, cited by Lecture 9 as the origin of modern
+#   backpropagation.
