@@ -41,7 +41,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from backproplab import checks, data, env, function_checks, needs, plots
+from backproplab import checks, data, env, function_checks, linear_hunt, needs, plots
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -635,6 +635,232 @@ with needs("LinearFunction"):
     print("needs_input_grad seen by backward:", y_layer.grad_fn.needs_input_grad)
     grads = y_layer.grad_fn.apply(torch.ones(8, 2))  # call backward directly, as autograd would
     print("backward returned:", [None if g is None else tuple(g.shape) for g in grads])
+
+# %% [markdown]
+# ## 7. Bug hunt: a check for `LinearFunction`
+#
+# A grader is a program too, and writing one is a good way to find out what "right" means. **Exercise 5.** Write `check_LinearFunction(candidate)`: `candidate` is a `torch.autograd.Function` class with the signature of your `LinearFunction` (`forward(ctx, x, W, b=None)`); return the Python bool `True` if it is right and `False` if it is wrong.
+#
+# Use only public facts: small inputs you build yourself, `torch.autograd` on the built-in `F.linear` (float64) as the oracle, `torch.autograd.gradcheck` if you like. What a right candidate must do:
+#
+# * `candidate.apply(x, W, b)` equals `F.linear(x, W, b)`, and so do `candidate.apply(x, W, None)` and `candidate.apply(x, W)` (`b` left out);
+# * the gradients autograd gets through it equal those through `F.linear`, for every input that requires one, for several shapes, including a batch of more than one row;
+# * `grad_output` is the same after the backward as before (autograd hands the caller's tensor to `backward`).
+#
+# Two things a right candidate may do that your check must accept: skip the `ctx.needs_input_grad` test (autograd throws away a gradient nobody asked for, so nothing you can observe changes), and compute in any order or style (`x.mm(W.t())`, `torch.addmm`, `einsum`). An exception raised by a candidate means it is wrong: catch it and return `False`.
+#
+# **How it is graded.** Your check runs on hidden candidates, some right and some wrong, each with a time limit of 5 s. If it rejects any right one, the exercise scores 0. Otherwise it scores its 4 points times the share of wrong candidates it rejects (all of them for full marks). The cell below the exercise shows your check against four planted bugs, named after the course's diagnosis catalogue; the hidden wrong candidates include others.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "check_LinearFunction", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def check_LinearFunction(candidate):
+    """True iff candidate.apply(x, W, b) = x W^T + b with autograd's gradients (b given, None or left out)."""
+    ### BEGIN SOLUTION
+    gen = torch.Generator().manual_seed(0)
+
+    def same(a, e):
+        return (isinstance(a, torch.Tensor) and a.shape == e.shape and a.dtype == e.dtype
+                and bool(torch.allclose(a, e, rtol=1e-7, atol=1e-9)))
+
+    try:
+        for B, nx, ny in [(4, 3, 2), (1, 2, 3), (3, 3, 3)]:
+            x0, W0 = torch.randn(B, nx, generator=gen, dtype=torch.float64), torch.randn(ny, nx, generator=gen, dtype=torch.float64)
+            b0, g = torch.randn(ny, generator=gen, dtype=torch.float64), torch.randn(B, ny, generator=gen, dtype=torch.float64)
+            for case in ("b given", "b None", "b left out", "x is data"):
+                x, W = x0.clone().requires_grad_(case != "x is data"), W0.clone().requires_grad_()
+                b = b0.clone().requires_grad_() if case in ("b given", "x is data") else None
+                args = (x, W) if case == "b left out" else (x, W, b)
+                wrt = [a for a in args if a is not None and a.requires_grad]
+                y, ref = candidate.apply(*args), F.linear(*args)
+                if not same(y.detach(), ref.detach()):
+                    return False
+                g_before = g.clone()
+                got = torch.autograd.grad(y, wrt, g)
+                if not torch.equal(g, g_before):  # grad_output modified in place
+                    return False
+                want = torch.autograd.grad(ref, wrt, g)
+                if not all(same(a, e) for a, e in zip(got, want)):
+                    return False
+        return True
+    except Exception:  # a candidate that raises is wrong
+        return False
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_check_LinearFunction", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# test_check_LinearFunction: the check accepts every right LinearFunction and rejects wrong ones (partial credit)
+# Scoring: 0 if any right candidate is rejected, else 4 points times the share of wrong candidates rejected.
+# Partial credit: nbgrader scores a grade cell by its output (nbgrader.utils.determine_grade): an error or any
+# stderr output scores 0, a displayed number (the execute_result of the last line) is the score, anything else
+# full marks. So this cell raises when the score is 0 and otherwise ends with the score. Time limit: 5 s per
+# candidate (linear_hunt.SECONDS); warnings are silenced so that they cannot reach stderr.
+t_right = function_checks.autograd_function("LinearFunction", F.linear)
+t_answer = checks.call(check_LinearFunction, t_right, name="check_LinearFunction")
+if not isinstance(t_answer, bool):
+    raise AssertionError(
+        f"check_LinearFunction returned a {type(t_answer).__name__}, expected the Python bool True or False "
+        "(bool(...) converts a tensor of one element) (diagnosis: wrong_return)"
+    )
+t_score = linear_hunt.score(check_LinearFunction, {"autograd on F.linear": t_right}, linear_hunt.planted_bugs(), points=4)
+### BEGIN HIDDEN TESTS
+class t_RightDocs(torch.autograd.Function):  # the PyTorch docs' style: saves the bias, tests needs_input_grad
+    @staticmethod
+    def forward(ctx, input, weight, bias=None):
+        ctx.save_for_backward(input, weight, bias)
+        output = input.mm(weight.t())
+        if bias is not None:
+            output += bias.unsqueeze(0).expand_as(output)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, weight, bias = ctx.saved_tensors
+        grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_input = grad_output.mm(weight)
+        if ctx.needs_input_grad[1]:
+            grad_weight = grad_output.t().mm(input)
+        if bias is not None and ctx.needs_input_grad[2]:
+            grad_bias = grad_output.sum(0)
+        return grad_input, grad_weight, grad_bias
+
+
+class t_RightAddmm(torch.autograd.Function):  # addmm, no needs_input_grad test at all
+    @staticmethod
+    def forward(ctx, x, W, b=None):
+        ctx.save_for_backward(x, W)
+        ctx.has_b = b is not None
+        return torch.addmm(b, x, W.t()) if b is not None else torch.mm(x, W.t())
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, W = ctx.saved_tensors
+        return torch.mm(grad_output, W), torch.mm(grad_output.t(), x), grad_output.sum(0) if ctx.has_b else None
+
+
+class t_RightEinsum(torch.autograd.Function):  # einsum, tensors kept on ctx, only what is asked for
+    @staticmethod
+    def forward(ctx, x, W, b=None):
+        ctx.x, ctx.W = x, W
+        y = torch.einsum("bi,oi->bo", x, W)
+        return y if b is None else y + b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        need = ctx.needs_input_grad
+        gx = torch.einsum("bo,oi->bi", grad_output, ctx.W) if need[0] else None
+        gW = torch.einsum("bo,bi->oi", grad_output, ctx.x) if need[1] else None
+        gb = torch.einsum("bo->o", grad_output) if len(need) > 2 and need[2] else None
+        return gx, gW, gb
+
+
+class t_RightMatmul(torch.autograd.Function):  # F.linear forward, matmul backward, ones-vector bias sum
+    @staticmethod
+    def forward(ctx, x, W, b=None):
+        ctx.save_for_backward(x, W)
+        return F.linear(x, W, b)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, W = ctx.saved_tensors
+        gb = None
+        if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
+            gb = torch.ones(grad_output.shape[0], dtype=grad_output.dtype) @ grad_output
+        return grad_output @ W, grad_output.transpose(0, 1) @ x, gb
+
+
+def t_wrong(backward, forward=None):
+    """A LinearFunction with a right forward (unless given) and the given backward."""
+    def t_forward(ctx, x, W, b=None):
+        ctx.save_for_backward(x, W)
+        ctx.has_b = b is not None
+        return x @ W.T if b is None else x @ W.T + b
+    return type("LinearFunction", (torch.autograd.Function,),
+                {"forward": staticmethod(forward or t_forward), "backward": staticmethod(backward)})
+
+
+def t_bw_transposed(ctx, g):
+    x, W = ctx.saved_tensors
+    return g @ W, x.T @ g, g.sum(0) if ctx.has_b else None
+
+
+def t_bw_bias_mean(ctx, g):
+    x, W = ctx.saved_tensors
+    return g @ W, g.T @ x, g.mean(0) if ctx.has_b else None
+
+
+def t_bw_weight_first_row(ctx, g):
+    x, W = ctx.saved_tensors
+    return g @ W, g[:1].T @ x[:1], g.sum(0) if ctx.has_b else None
+
+
+def t_bw_saved_tuple(ctx, g):
+    x = ctx.saved_tensors
+    return g @ x[1], g.T @ x, g.sum(0) if ctx.has_b else None
+
+
+def t_bw_bias_when_none(ctx, g):
+    x, W = ctx.saved_tensors
+    return g @ W, g.T @ x, g.sum(0)
+
+
+def t_bw_input_with_W_T(ctx, g):
+    x, W = ctx.saved_tensors
+    return g @ W.T, g.T @ x, g.sum(0) if ctx.has_b else None
+
+
+def t_bw_sign_weight(ctx, g):
+    x, W = ctx.saved_tensors
+    return g @ W, -(g.T @ x), g.sum(0) if ctx.has_b else None
+
+
+def t_bw_transposes_grad_output(ctx, g):
+    x, W = ctx.saved_tensors
+    gx, gb = g @ W, g.sum(0) if ctx.has_b else None
+    g.t_()  # in place: the caller's grad_output is now transposed
+    return gx, g @ x, gb
+
+
+def t_bw_needs_shifted(ctx, g):
+    x, W = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    return g @ W if need[0] else None, g.T @ x if need[0] else None, g.sum(0) if ctx.has_b and need[-1] else None
+
+
+def t_bw_right(ctx, g):
+    x, W = ctx.saved_tensors
+    return g @ W, g.T @ x, g.sum(0) if ctx.has_b else None
+
+
+def t_fw_ignores_b(ctx, x, W, b=None):
+    ctx.save_for_backward(x, W)
+    ctx.has_b = b is not None
+    return x @ W.T
+
+
+t_right_ones = {"docs": t_RightDocs, "addmm": t_RightAddmm, "einsum": t_RightEinsum, "matmul": t_RightMatmul,
+                "autograd": t_right}
+t_wrong_ones = {
+    "transposed": t_wrong(t_bw_transposed), "batch_mean_twice": t_wrong(t_bw_bias_mean),
+    "some_rows": t_wrong(t_bw_weight_first_row), "saved_tensors_tuple": t_wrong(t_bw_saved_tuple),
+    "gradient_not_none": t_wrong(t_bw_bias_when_none), "input_grad_with_W_T": t_wrong(t_bw_input_with_W_T),
+    "sign": t_wrong(t_bw_sign_weight), "grad_output_modified": t_wrong(t_bw_transposes_grad_output),
+    "missing_gradient": t_wrong(t_bw_needs_shifted), "forward_ignores_b": t_wrong(t_bw_right, t_fw_ignores_b),
+}
+t_score = linear_hunt.score(check_LinearFunction, t_right_ones, t_wrong_ones, points=4)
+### END HIDDEN TESTS
+print(f"wrong candidates rejected: {len(t_score.caught)} of {len(t_score.caught) + len(t_score.missed)}")
+t_score.points
+
+# %% [markdown]
+# Your check against the four planted bugs, and against a right `LinearFunction` built from autograd on `F.linear`. Each planted bug gets its gradients from autograd and then goes wrong in one place, named in the second column:
+
+# %%
+with needs("check_LinearFunction"):
+    reference_linear = function_checks.autograd_function("LinearFunction", F.linear)
+    print("right LinearFunction accepted:", check_LinearFunction(reference_linear))
+    print(linear_hunt.hunt_table(check_LinearFunction, linear_hunt.planted_bugs()))
+with needs("check_LinearFunction", "LinearFunction"):
+    print("your own LinearFunction:", "accepted" if check_LinearFunction(LinearFunction) else "rejected")
 
 # %% [markdown]
 # ## 7. `SoftmaxCrossEntropy`: fused and stable

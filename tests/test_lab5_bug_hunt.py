@@ -1,0 +1,181 @@
+"""Lab 5's bug hunt: ``check_LinearFunction`` is scored by the contract's rule on hidden candidates.
+
+A good check gets full marks; a check that says True to everything, False to everything, or that
+rejects one right candidate gets 0; a partial check gets a share; a candidate that raises counts as
+caught. The score is what the grade cell displays last, which nbgrader reads as partial credit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+from backproplab import function_checks, linear_hunt
+
+from tests.helpers.gradecells import lab_cells, public_part
+
+AID = "lab5_custom_functions"
+GID = "test_check_LinearFunction"
+POINTS = 4
+
+
+def grade(check_source: str, public_only: bool = False) -> tuple[float | None, str]:
+    """(score the grade cell displays, or None when it raises; the message)."""
+    setup, solutions, grades = lab_cells(AID)
+    ns: dict = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(setup, "<setup>", "exec"), ns)
+        for sid, src in solutions.items():
+            exec(compile(textwrap.dedent(check_source) if sid == "check_LinearFunction" else src, f"<{sid}>", "exec"), ns)
+        source = public_part(grades[GID]) if public_only else grades[GID]
+        *body, last = source.rstrip().splitlines()
+        try:
+            exec(compile("\n".join(body), f"<{GID}>", "exec"), ns)
+        except AssertionError as exc:
+            return None, str(exc)
+        value = eval(compile(last, f"<{GID}:last line>", "eval"), ns)
+    return value, ""
+
+
+def reference_check() -> str:
+    return lab_cells(AID)[1]["check_LinearFunction"]
+
+
+def test_the_grade_cell_ends_with_the_score_nbgrader_reads():
+    source = lab_cells(AID)[2][GID]
+    assert source.rstrip().splitlines()[-1] == "t_score.points"
+    assert "determine_grade" in source and "5 s per" in source
+
+
+def test_a_good_check_gets_full_marks_hidden_and_public():
+    assert grade(reference_check()) == (POINTS, "")
+    assert grade(reference_check(), public_only=True) == (POINTS, "")
+
+
+@pytest.mark.parametrize("answer", ["True", "False"])
+def test_a_constant_check_scores_zero(answer):
+    score, message = grade(f"def check_LinearFunction(candidate):\n    return {answer}\n")
+    assert score is None
+    assert ("(diagnosis: missed_bug)" if answer == "True" else "(diagnosis: rejected_right)") in message
+
+
+def test_rejecting_one_right_candidate_scores_zero_even_if_every_bug_is_caught():
+    # rejects a backward that returns a gradient where none was asked for (autograd discards it)
+    strict = reference_check().replace(
+        "    try:\n",
+        "    try:\n"
+        "        x = torch.randn(2, 3, dtype=torch.float64)\n"
+        "        W = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)\n"
+        "        y = candidate.apply(x, W, None)\n"
+        "        if y.grad_fn.apply(torch.ones(2, 4, dtype=torch.float64))[0] is not None:\n"
+        "            return False\n", 1)
+    score, message = grade(strict)
+    assert score is None and "(diagnosis: rejected_right)" in message and "(addmm)" in message
+
+
+def test_a_check_with_one_case_only_gets_partial_credit():
+    # only b given, only one square shape with a batch of one: misses everything that needs b=None or B > 1
+    partial = reference_check().replace("[(4, 3, 2), (1, 2, 3), (3, 3, 3)]", "[(1, 3, 3)]").replace(
+        '("b given", "b None", "b left out", "x is data")', '("b given",)')
+    score, message = grade(partial)
+    assert score is not None and 0 < score < POINTS, (score, message)
+
+
+def test_a_candidate_that_raises_counts_as_caught_even_if_the_check_lets_it_escape():
+    no_try = reference_check().replace("    except Exception:  # a candidate that raises is wrong\n        return False\n",
+                                       "    finally:\n        pass\n")
+    assert "except Exception" not in no_try
+    assert grade(no_try) == (POINTS, "")
+
+
+def test_verdicts_for_raising_non_bool_and_slow_checks():
+    right = function_checks.autograd_function("LinearFunction", F.linear)
+
+    def raises(candidate):
+        raise RuntimeError("boom")
+
+    def tensor_answer(candidate):
+        return torch.tensor(True)
+
+    def slow(candidate):
+        try:
+            while True:
+                pass
+        except Exception:  # swallows the alarm: still no verdict
+            return False
+
+    V = linear_hunt.Verdict
+    assert linear_hunt.verdict(raises, right) is V.REJECTED
+    assert linear_hunt.verdict(tensor_answer, right) is V.NOT_BOOL
+    assert linear_hunt.verdict(slow, right, seconds=0.2) is V.TIMEOUT
+    with pytest.raises(AssertionError, match="took longer than 0.2 s.*rejected_right"):
+        linear_hunt.score(slow, {"right": right}, linear_hunt.planted_bugs(), points=4, seconds=0.2)
+
+
+def test_planted_bugs_are_wrong_where_they_say_and_right_elsewhere():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    go = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    want = torch.autograd.grad(F.linear(x, W, b), (x, W, b), go)
+    bugs = linear_hunt.planted_bugs()
+    assert set(bugs) == set(linear_hunt.PLANTED)
+    for tag, bug in bugs.items():
+        y = bug.apply(x, W, b)
+        torch.testing.assert_close(y, F.linear(x, W, b))  # every forward is right
+        kept = go.clone()
+        got = torch.autograd.grad(y, (x, W, b), kept)
+        wrong = [i for i in range(3) if not torch.allclose(got[i], want[i])]
+        assert wrong == {"sign": [0], "batch_mean_twice": [2]}.get(tag, []), tag
+        assert torch.equal(kept, go) == (tag != "grad_output_modified"), tag
+    with pytest.raises(RuntimeError):  # a tensor for b=None: autograd refuses it
+        torch.autograd.grad(bugs["gradient_not_none"].apply(x, W, None).sum(), (x, W))
+
+
+def test_the_planted_table_names_each_bug_and_the_verdict():
+    table = linear_hunt.hunt_table(lambda candidate: False, linear_hunt.planted_bugs())
+    for tag in linear_hunt.PLANTED:
+        assert tag in table
+    assert table.count("rejected it (caught)") == 4
+
+
+@pytest.mark.slow
+def test_nbgrader_autograde_reads_the_displayed_score_as_partial_credit(tmp_path):
+    """A real nbgrader round on the bug hunt alone: full, partial and always-True checks."""
+    import copy
+
+    import nbformat
+    from backproplab_autograder.config import render_config
+    from backproplab_autograder.course import SOLUTIONS, nbgrader
+    from nbgrader.api import Gradebook
+
+    src = nbformat.read(SOLUTIONS / AID / "custom_functions.ipynb", as_version=4)
+    code = [c for c in src.cells if c.cell_type == "code"]
+    cells = [code[0]] + [c for c in code if c.metadata.get("nbgrader", {}).get("grade_id") in ("check_LinearFunction", GID)]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata=src.metadata)
+    (tmp_path / "source" / "hunt").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "source" / "hunt" / "hunt.ipynb")
+    partial = reference_check().replace("[(4, 3, 2), (1, 2, 3), (3, 3, 3)]", "[(1, 3, 3)]").replace(
+        '("b given", "b None", "b left out", "x is data")', '("b given",)')
+    students = {"full": reference_check(), "partial": partial, "yes": "def check_LinearFunction(candidate):\n    return True\n"}
+    (tmp_path / "nbgrader_config.py").write_text(render_config(tmp_path, students=list(students), timeout=120))
+    nbgrader("generate_assignment", "hunt", "--force", cwd=tmp_path)
+    for student, source in students.items():
+        sub = copy.deepcopy(nb)
+        for c in sub.cells:
+            if c.metadata.get("nbgrader", {}).get("grade_id") == "check_LinearFunction":
+                c.source = source
+        dest = tmp_path / "submitted" / student / "hunt"
+        dest.mkdir(parents=True)
+        nbformat.write(sub, dest / "hunt.ipynb")
+        (dest / "timestamp.txt").write_text("2026-11-22 10:00:00.000000 UTC")
+    nbgrader("autograde", "hunt", "--force", cwd=tmp_path)
+    with Gradebook(f"sqlite:///{tmp_path}/gradebook.db") as gb:
+        scores = {s: gb.find_submission_notebook("hunt", "hunt", s).grades[0].score for s in students}
+    assert scores["full"] == POINTS and scores["yes"] == 0
+    assert scores["partial"] == grade(partial)[0] and 0 < scores["partial"] < POINTS
