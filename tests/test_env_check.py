@@ -36,7 +36,8 @@ def test_mnist_folder_problems_are_said_in_words(tmp_path, monkeypatch):
 
 def test_check_prints_words_not_a_traceback(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BACKPROPLAB_MNIST", str(tmp_path / "nowhere"))
-    assert env.check_environment() is False
+    result = env.check_environment()
+    assert bool(result) is False and not result.ok and any("Data not found" in p for p in result.problems)
     out = capsys.readouterr().out
     assert "Environment check: some things need attention." in out and "Traceback" not in out
     assert "Data not found" in out
@@ -52,3 +53,17 @@ def test_runs_from_a_terminal():
     proc = subprocess.run([sys.executable, "-m", "backproplab.env"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Environment check: OK" in proc.stdout
+
+
+def test_a_notebook_cell_running_the_check_shows_the_message_and_no_stray_value():
+    """The check's cell is the last expression of its cell: IPython must not echo `True` below the words."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        formatted, _ = shell.display_formatter.format(env.EnvironmentCheck(True))
+        assert formatted == {}  # nothing is published for the result itself
+        formatted, _ = shell.display_formatter.format(env.EnvironmentCheck(False, ("x",)))
+        assert formatted == {}
+    finally:
+        InteractiveShell.clear_instance()

@@ -339,3 +339,71 @@ def logic_or(a, b):
 """
     assert run_all_for(AID, "logic_or", source, public_only=True)["test_logic_or"].passed
     assert not run_all_for(AID, "logic_or", source)["test_logic_or"].passed
+
+
+# --- predict, then check ------------------------------------------------------------------------
+
+PREDICTION_STUB = """
+with needs("predicted_updates"):
+    # YOUR CODE HERE
+    raise NotImplementedError()
+"""
+
+
+@pytest.mark.parametrize("value", ["1", "1.0"])
+def test_right_prediction_of_third_epoch_updates_passes(value):
+    # four points, no bias: epochs make 2, 1, 1, 0 updates (the third one on a point lying on the line)
+    assert_all_pass("predicted_updates", f"predicted_updates = {value}\n")
+
+
+@pytest.mark.parametrize("value", ["0", "2", "4"])
+def test_wrong_prediction_fails_naming_both_numbers(value):
+    text = assert_fails("predicted_updates", f"predicted_updates = {value}\n", "diagnosis: prediction")
+    assert f"you predicted {value} update(s)" in text and "makes 1" in text
+
+
+def test_prediction_is_compared_only_in_the_hidden_part():
+    # the student's own run of the check must not give the answer away before the experiment
+    assert run_all_for(AID, "predicted_updates", "predicted_updates = 3\n", public_only=True)["test_predicted_updates"]
+
+
+@pytest.mark.parametrize("value", ["'one'", "1.5", "True", "None"])
+def test_prediction_that_is_not_a_whole_number_is_named(value):
+    assert_fails("predicted_updates", f"predicted_updates = {value}\n", "whole number", "diagnosis: prediction",
+                 public_only=True)
+
+
+def test_untouched_prediction_cell_fails_as_not_implemented():
+    assert_fails("predicted_updates", PREDICTION_STUB, "diagnosis: not_implemented", public_only=True)
+
+
+# --- the gates are made of threshold units ------------------------------------------------------
+
+def test_reference_gates_are_computed_by_calls_to_threshold_unit():
+    """The reference gates call `threshold_unit` (one unit per gate, three for xor). No grade cell checks
+    this: on inputs in {0, 1} a gate's truth table is all a test can see, any Boolean function is some
+    network of threshold units, and counting calls would reject a unit written out inline
+    (`(a + b - 1.5 >= 0).to(a.dtype)` is one threshold unit too)."""
+    import torch
+
+    from tests.helpers.gradecells import lab_cells
+
+    setup, solutions, _ = lab_cells(AID)
+    ns: dict = {"__name__": "__main__"}
+    exec(setup, ns)
+    for sid in ("threshold_unit", "logic_and", "logic_or", "logic_not", "logic_xor"):
+        exec(solutions[sid], ns)
+    calls = []
+    unit = ns["threshold_unit"]
+
+    def counting(x, w, b):
+        calls.append(1)
+        return unit(x, w, b)
+
+    ns["threshold_unit"] = counting
+    a, b = torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0.0, 1.0, 0.0, 1.0])
+    for name, args, expected_calls in [("logic_and", (a, b), 1), ("logic_or", (a, b), 1), ("logic_not", (a,), 1),
+                                       ("logic_xor", (a, b), 3)]:
+        calls.clear()
+        ns[name](*args)
+        assert len(calls) == expected_calls, f"{name} made {len(calls)} threshold_unit calls"

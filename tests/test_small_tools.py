@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_environment_check_passes_here_and_names_what_is_wrong(monkeypatch, capsys):
     assert env.problems() == []
-    assert env.check_environment() is True
+    result = env.check_environment()
+    assert bool(result) is True and result.ok and result.problems == ()
     assert "Environment check: OK" in capsys.readouterr().out
     monkeypatch.setattr(env, "EXPECTED_TORCH", "9.9.9")
     found = env.problems()

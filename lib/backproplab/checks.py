@@ -111,6 +111,16 @@ DIAGNOSES = {
     "wrong_dim": "the operation runs over the wrong dimension",
     # --- wave 2, lab 1 ---
     # --- wave 2, lab 2 ---
+    "momentum_order": "the velocity is updated after the weights: z[t+1] must be computed first, then used",
+    "momentum_ema": "the velocity is an average (1 - beta) g: heavy ball adds the whole gradient, z = beta z + g",
+    "momentum_on_w": "beta multiplies the weights instead of the velocity",
+    "momentum_ignored": "beta is ignored: the iterates are those of plain gradient descent",
+    "heavy_ball_matrix": "the 2x2 iteration matrix is wrong: [[beta, lambda], [-eta beta, 1 - eta lambda]]",
+    "spectral_radius": "the maximum is taken over the wrong thing: the largest modulus of the eigenvalues, worst lambda",
+    "eigenvalues_sorted": "the eigenvalues were assumed sorted: look at every one of them",
+    "adam_bias_correction": "the bias correction m / (1 - b1^t), v / (1 - b2^t) is missing or wrong",
+    "adam_eps_inside": "eps is inside the square root: the denominator is sqrt(vhat) + eps",
+    "adam_step_count": "the step count t is wrong: 1 after the first step, one more at every step",
     # --- wave 2, lab 3 ---
     "reversed_order": "the list is in reverse order (it must start with the first layer)",
     "squared_norm": "the squared norm was returned: take the square root",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["check_environment", "problems", "mnist_problem"]
+__all__ = ["check_environment", "EnvironmentCheck", "problems", "mnist_problem"]
 
 EXPECTED_TORCH = "2.13.0"
 SETUP_HINT = "Run `make lab` from the repository (it installs everything into .venv), or see the README."
@@ -113,8 +114,27 @@ def _widget_probe():
     return _Probe()
 
 
-def check_environment(require_digits: bool = True) -> bool:
-    """Print what is missing in plain words; returns True when everything needed is there."""
+@dataclass(frozen=True)
+class EnvironmentCheck:
+    """What ``check_environment`` found: true when everything needed is there.
+
+    It behaves as a bool (``if check_environment(): ...``, ``bool(...)``) and displays nothing in a
+    notebook: the words were already printed, so the cell that runs the check shows only them
+    (a plain ``True`` would be echoed below the message).
+    """
+
+    ok: bool
+    problems: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def _ipython_display_(self) -> None:  # IPython calls this instead of echoing a repr
+        pass
+
+
+def check_environment(require_digits: bool = True) -> EnvironmentCheck:
+    """Print what is missing in plain words; the result is true when everything needed is there."""
     found = problems(require_digits)
     if found:
         print("Environment check: some things need attention.")
@@ -133,7 +153,7 @@ def check_environment(require_digits: bool = True) -> bool:
                 display(probe)
     except ImportError:
         pass
-    return not found
+    return EnvironmentCheck(not found, tuple(found))
 
 
 if __name__ == "__main__":  # `python -m backproplab.env`: the same check from a terminal
