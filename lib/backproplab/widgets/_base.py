@@ -16,9 +16,13 @@ __all__ = ["BlitView", "FigureView", "student_function_status", "NotDoneMessage"
 
 
 class FigureView:
-    """Owns a Figure and the Image widget that shows it; ``render()`` redraws in place."""
+    """Owns a Figure and the Image widget that shows it; ``render()`` redraws in place.
 
-    def __init__(self, fig, dpi: int = 90):
+    Every render is timed (``last_render_seconds``, for tests and benchmarks). Students do not see the
+    timing unless ``show_timing=True`` is asked for: :meth:`timing_note` is then the text to show.
+    """
+
+    def __init__(self, fig, dpi: int = 90, *, show_timing: bool = False):
         import ipywidgets as w
 
         self.fig = fig
@@ -26,6 +30,17 @@ class FigureView:
         self.image = w.Image(format="png")
         self.last_render_seconds: float | None = None
         self.render_count = 0
+        self.show_timing = show_timing
+
+    def timing_note(self, seconds: float | None = None) -> str:
+        """``"<small>redrawn in N ms</small>"`` when ``show_timing`` is on, else an empty string.
+
+        ``seconds`` defaults to the last render's time; a widget passes its whole update's time.
+        """
+        seconds = self.last_render_seconds if seconds is None else seconds
+        if not self.show_timing or seconds is None:
+            return ""
+        return f"<small>redrawn in {1000 * seconds:.0f} ms</small>"
 
     def render(self) -> bytes:
         start = time.perf_counter()
@@ -63,10 +78,10 @@ class BlitView(FigureView):
     redraw (after axis limits change). Same interface as ``FigureView``.
     """
 
-    def __init__(self, fig, dynamic, dpi: int = 80):
+    def __init__(self, fig, dynamic, dpi: int = 80, *, show_timing: bool = False):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        super().__init__(fig, dpi=dpi)
+        super().__init__(fig, dpi=dpi, show_timing=show_timing)
         fig.set_dpi(dpi)
         self.canvas = FigureCanvasAgg(fig)
         self.dynamic = list(dynamic)

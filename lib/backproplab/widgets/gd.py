@@ -3,12 +3,16 @@
 - ``explorer_1d(gradient_descent, local_model=None)``: sliders for the step size, the start point and
   the number of steps; draws the function, the iterates and (with the student's
   ``local_quadratic_model``) the local quadratic model minimised at each step.
-- ``explorer_2d(gradient_descent)``: sliders for the step size, the condition number, the rotation and
-  the number of steps; the trajectory on the contours, the regime, and the theoretical contraction
-  factor beside the one measured on the student's iterates.
+- ``explorer_2d(gradient_descent, momentum_descent=None, heavy_ball_rate=None)``: sliders for the step
+  size, the condition number, the rotation, the number of steps and the momentum ``beta``; the
+  trajectory on the contours, the regime, and the theoretical contraction factor beside the one
+  measured on the student's iterates. With ``beta > 0`` the iterates come from the student's
+  ``momentum_descent`` and the predicted rate from their ``heavy_ball_rate`` (``use_momentum`` passes
+  them to an explorer made before they were written).
 
 Both keep one figure and update its artists' data; ``last_update_seconds`` is the time from a control's
-change to the redrawn PNG, measured in Python. Tests drive them through ``controls[name].value``.
+change to the redrawn PNG, measured in Python. Students do not see it unless ``show_timing=True``.
+Tests drive them through ``controls[name].value``.
 """
 
 from __future__ import annotations
@@ -38,18 +42,21 @@ def _autograd_gradient(f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[t
     return grad_fn
 
 
-def _run_descent(fn, grad_fn, w0: torch.Tensor, eta: float, nb_steps: int) -> tuple[np.ndarray | None, str | None]:
-    """Call the student's ``gradient_descent``; return ``(iterates as numpy, None)`` or ``(None, message)``."""
+def _run_descent(fn, grad_fn, w0: torch.Tensor, eta: float, nb_steps: int, beta: float | None = None,
+                 name: str = "gradient_descent") -> tuple[np.ndarray | None, str | None]:
+    """Call the student's ``gradient_descent`` (or ``momentum_descent`` when ``beta`` is given);
+    return ``(iterates as numpy, None)`` or ``(None, message)``."""
     box = []
-    message = student_function_status(fn, "gradient_descent", lambda g: box.append(g(grad_fn, w0, eta, nb_steps)))
+    extra = () if beta is None else (beta,)
+    message = student_function_status(fn, name, lambda g: box.append(g(grad_fn, w0, eta, *extra, nb_steps)))
     if message is not None:
         return None, message
     out = box[0]
     want = (nb_steps + 1, w0.numel())
     if not isinstance(out, torch.Tensor):
-        return None, f"`gradient_descent` returned a {type(out).__name__}; it must return one tensor of shape {want}."
+        return None, f"`{name}` returned a {type(out).__name__}; it must return one tensor of shape {want}."
     if tuple(out.shape) != want:
-        return None, (f"`gradient_descent` returned shape {tuple(out.shape)}; expected {want} "
+        return None, (f"`{name}` returned shape {tuple(out.shape)}; expected {want} "
                       "(row 0 is w0, then one row per step).")
     path = out.detach().to(torch.float64).numpy().copy()
     path[~np.isfinite(path)] = np.nan
@@ -59,16 +66,20 @@ def _run_descent(fn, grad_fn, w0: torch.Tensor, eta: float, nb_steps: int) -> tu
 class _Explorer:
     """What both explorers share: controls, a kept figure, a status line, timing."""
 
-    def __init__(self, fig, controls: dict, dpi: int, dynamic=()):
+    ROW = 4  # controls per row
+
+    def __init__(self, fig, controls: dict, dpi: int, dynamic=(), show_timing: bool = False):
         import ipywidgets as w
 
         self.fig = fig
         self.controls = controls
-        self.view = BlitView(fig, dynamic, dpi=dpi)
+        self.view = BlitView(fig, dynamic, dpi=dpi, show_timing=show_timing)
         self.status = w.HTML()
         self.message: str | None = None
         self.update_seconds: list[float] = []
-        self.widget = w.VBox([w.HBox(list(controls.values())), self.view.image, self.status])
+        items = list(controls.values())
+        rows = [w.HBox(items[i:i + self.ROW]) for i in range(0, len(items), self.ROW)]
+        self.widget = w.VBox([*rows, self.view.image, self.status])
         for control in controls.values():
             control.observe(self._on_change, names="value")
 
@@ -85,8 +96,9 @@ class _Explorer:
         self.view.render()
         elapsed = time.perf_counter() - start
         self.update_seconds.append(elapsed)
-        note = f"<b>{self.message}</b><br>" if self.message else ""
-        self.status.value = f"{note}<small>redrawn in {1000 * elapsed:.0f} ms</small>"
+        note = f"<b>{self.message}</b>" if self.message else ""
+        timing = self.view.timing_note(elapsed)  # empty unless show_timing=True
+        self.status.value = note + ("<br>" if note and timing else "") + timing
 
     def _redraw(self) -> None:  # pragma: no cover - defined by subclasses
         raise NotImplementedError
@@ -106,7 +118,7 @@ class Explorer1D(_Explorer):
     """Gradient descent on a 1-D function with the local quadratic model at each iterate."""
 
     def __init__(self, gradient_descent, local_model=None, f=None, *, eta=0.125, w0=gd_figures.WAVY_BOWL_START,
-                 nb_steps=12, xlim=(-3.5, 3.5), dpi=80):
+                 nb_steps=12, xlim=(-3.5, 3.5), dpi=80, show_timing=False):
         import ipywidgets as w
         from matplotlib.figure import Figure
 
@@ -151,7 +163,7 @@ class Explorer1D(_Explorer):
         ax_loss.grid(alpha=0.3)
         self.ax, self.ax_loss = ax, ax_loss
         self._shown_steps = None
-        super().__init__(fig, controls, dpi, dynamic=self.artists.values())
+        super().__init__(fig, controls, dpi, dynamic=self.artists.values(), show_timing=show_timing)
         self.update()
 
     def _redraw(self) -> None:
@@ -199,29 +211,35 @@ class Explorer1D(_Explorer):
 
 
 class Explorer2D(_Explorer):
-    """Gradient descent on ``0.5 w^T A w`` with ``lambda_max = 1`` and ``lambda_min = 1 / kappa``."""
+    """Gradient descent (or the heavy ball, ``beta > 0``) on ``0.5 w^T A w`` with ``lambda_max = 1`` and
+    ``lambda_min = 1 / kappa``."""
 
     LIM = 3.0
 
-    def __init__(self, gradient_descent, *, eta=0.5, kappa=10.0, angle=30, nb_steps=30, start=(1.6, 2.4), dpi=80):
+    def __init__(self, gradient_descent, momentum_descent=None, heavy_ball_rate=None, *, eta=0.5, kappa=10.0,
+                 angle=30, nb_steps=30, beta=0.0, start=(1.6, 2.4), dpi=80, show_timing=False):
         import ipywidgets as w
         from matplotlib.collections import LineCollection
         from matplotlib.figure import Figure
 
         self.gradient_descent = gradient_descent
+        self.momentum_descent = momentum_descent
+        self.heavy_ball_rate = heavy_ball_rate
         self.start = start  # (along the steep eigenvector, along the flat one)
         self.iterates: np.ndarray | None = None
         self.regime: str | None = None
         self.theoretical_rate: float | None = None
         self.observed_rate: float | None = None
         controls = {
-            "eta": w.FloatSlider(value=eta, min=0.02, max=2.3, step=0.01, description="η·λmax",
+            "eta": w.FloatSlider(value=eta, min=0.02, max=4.0, step=0.01, description="η·λmax",
                                  continuous_update=False),
             "kappa": w.FloatLogSlider(value=kappa, base=10, min=0, max=2, step=0.05, description="κ",
                                       readout_format=".1f", continuous_update=False),
             "angle": w.IntSlider(value=angle, min=0, max=180, step=5, description="rotation°",
                                  continuous_update=False),
             "nb_steps": w.IntSlider(value=nb_steps, min=5, max=100, description="steps", continuous_update=False),
+            "beta": w.FloatSlider(value=beta, min=0.0, max=0.99, step=0.01, description="momentum β",
+                                  continuous_update=False),
         }
         fig = Figure(figsize=(8.0, 3.6), layout="constrained")
         ax, ax_err = fig.subplots(1, 2)
@@ -257,8 +275,36 @@ class Explorer2D(_Explorer):
         ax_err.legend(loc="upper right", fontsize=7)
         self.ax, self.ax_err = ax, ax_err
         self._shown_steps = None
-        super().__init__(fig, controls, dpi, dynamic=self.artists.values())
+        super().__init__(fig, controls, dpi, dynamic=self.artists.values(), show_timing=show_timing)
         self.update()
+
+    def use_momentum(self, momentum_descent, heavy_ball_rate=None, **values) -> Explorer2D:
+        """Give the explorer the student's heavy-ball functions, set controls (``beta=0.6, kappa=100``...)
+        and redraw once; returns the explorer, so that a cell can end with it."""
+        self.momentum_descent = momentum_descent
+        self.heavy_ball_rate = heavy_ball_rate
+        for name, value in values.items():
+            self.controls[name].unobserve(self._on_change, names="value")
+            try:
+                self.controls[name].value = value
+            finally:
+                self.controls[name].observe(self._on_change, names="value")
+        self.update()
+        return self
+
+    def _heavy_ball_theory(self, eta: float, beta: float, lam_small: float) -> tuple[float | None, str | None]:
+        """The student's ``heavy_ball_rate`` on this quadratic, or ``(None, why not)``."""
+        if self.heavy_ball_rate is None:
+            return None, "Pass heavy_ball_rate=heavy_ball_rate to see the predicted rate."
+        box = []
+        message = student_function_status(self.heavy_ball_rate, "heavy_ball_rate",
+                                          lambda f: box.append(f([lam_small, 1.0], eta, beta)))
+        if message is not None:
+            return None, message
+        try:
+            return float(box[0]), None
+        except (TypeError, ValueError):
+            return None, f"`heavy_ball_rate` returned a {type(box[0]).__name__}; it must return a Python float."
 
     def matrix(self) -> torch.Tensor:
         kappa = float(self.controls["kappa"].value)
@@ -275,6 +321,7 @@ class Explorer2D(_Explorer):
         kappa = float(self.controls["kappa"].value)
         angle = float(self.controls["angle"].value)
         nb_steps = int(self.controls["nb_steps"].value)
+        beta = float(self.controls["beta"].value)
         lam_small, lam_large = 1.0 / kappa, 1.0
         a = self.artists
         levels = [0.5 * lam_large * self.LIM**2 * 3.0 ** (-k) for k in range(9)]
@@ -285,27 +332,46 @@ class Explorer2D(_Explorer):
         a["axes"].set_segments([np.stack([-d1, d1]), np.stack([-d2, d2])])
         w0 = self.start_point()
         a["start"].set_data([float(w0[0])], [float(w0[1])])
-        self.regime = gd_figures.regime_of(eta, lam_small, lam_large)
-        rho = gd_figures.convergence_rate(eta, lam_small, lam_large)
+        note = None
+        if beta > 0:  # heavy ball: the prediction is the student's own heavy_ball_rate
+            rho, note = self._heavy_ball_theory(eta, beta, lam_small)
+            self.regime = "divergent" if rho is not None and rho >= 1.0 else "heavy ball"
+        else:
+            self.regime = gd_figures.regime_of(eta, lam_small, lam_large)
+            rho = gd_figures.convergence_rate(eta, lam_small, lam_large)
         self.theoretical_rate = rho
         steps = np.arange(nb_steps + 1)
-        a["theory"].set_data(steps, float(w0.norm()) * rho ** steps)
+        if rho is None:
+            a["theory"].set_data([], [])
+        else:
+            with np.errstate(over="ignore"):
+                a["theory"].set_data(steps, float(w0.norm()) * rho ** steps)
         if nb_steps != self._shown_steps:
             self.ax_err.set_xlim(0, nb_steps)
             self._shown_steps = nb_steps
             self.view.invalidate()
-        a["title"].set_text(f"{self.regime}  (η·λmax = {eta:.2f}, κ = {kappa:.1f})")
-        a["title"].set_color(gd_figures.REGIME_COLORS[self.regime])
+        momentum = f", β = {beta:.2f}" if beta > 0 else ""
+        a["title"].set_text(f"{self.regime}  (η·λmax = {eta:.2f}, κ = {kappa:.1f}{momentum})")
+        a["title"].set_color(gd_figures.REGIME_COLORS.get(self.regime, "#1f77b4"))
         a_mat = self.matrix()
         grad_fn = _autograd_gradient(lambda w: 0.5 * w @ (a_mat @ w))
-        path, message = _run_descent(self.gradient_descent, grad_fn, w0, eta, nb_steps)
+        if beta > 0 and self.momentum_descent is None:
+            path, message = None, ("Pass momentum_descent=momentum_descent (section 9) to use momentum; "
+                                   "β = 0 is gradient descent.")
+        elif beta > 0:
+            path, message = _run_descent(self.momentum_descent, grad_fn, w0, eta, nb_steps, beta, "momentum_descent")
+        else:
+            path, message = _run_descent(self.gradient_descent, grad_fn, w0, eta, nb_steps)
         self.iterates = path
         self.observed_rate = None
+        theory = "theory ρ = n/a" if rho is None else (
+            f"theory ρ = {rho:.4f}" if beta > 0 else f"theory ρ = max|1−ηλᵢ| = {rho:.4f}")
         if path is None:
             a["trajectory"].set_data([], [])
             a["error"].set_data([], [])
-            a["rates"].set_text(f"theory ρ = {rho:.4f}")
+            a["rates"].set_text(theory)
             self._show_message(a["message"], message)
+            a["message"].set_position((0.5, 0.5))
             return
         shown = path.copy()
         far = np.linalg.norm(np.nan_to_num(shown, nan=np.inf), axis=1) > 1e6
@@ -313,10 +379,12 @@ class Explorer2D(_Explorer):
         a["trajectory"].set_data(shown[:, 0], shown[:, 1])
         errors = np.linalg.norm(path, axis=1)
         a["error"].set_data(steps, np.where(errors > 0, errors, np.nan))
-        self.observed_rate = self._observed_rate(errors)
+        # the heavy ball's distance swings (complex eigenvalues): average its contraction over more steps
+        self.observed_rate = self._observed_rate(errors, window=max(10, nb_steps // 2) if beta > 0 else 10)
         seen = "n/a" if self.observed_rate is None else f"{self.observed_rate:.4f}"
-        a["rates"].set_text(f"theory ρ = max|1−ηλᵢ| = {rho:.4f}\nobserved (last steps) = {seen}")
-        self._show_message(a["message"], None)
+        a["rates"].set_text(f"{theory}\nobserved (last steps) = {seen}")
+        self._show_message(a["message"], note)
+        a["message"].set_position((0.5, 0.08) if note else (0.5, 0.5))
 
     @staticmethod
     def _observed_rate(errors: np.ndarray, window: int = 10) -> float | None:
@@ -337,6 +405,7 @@ def explorer_1d(gradient_descent, local_model=None, f=None, **kwargs) -> Explore
     return Explorer1D(gradient_descent, local_model, f, **kwargs)
 
 
-def explorer_2d(gradient_descent, **kwargs) -> Explorer2D:
-    """The 2-D explorer on quadratics; display it as the last expression of a cell."""
-    return Explorer2D(gradient_descent, **kwargs)
+def explorer_2d(gradient_descent, momentum_descent=None, heavy_ball_rate=None, **kwargs) -> Explorer2D:
+    """The 2-D explorer on quadratics (with momentum once given the heavy-ball functions); display it as the
+    last expression of a cell."""
+    return Explorer2D(gradient_descent, momentum_descent, heavy_ball_rate, **kwargs)
