@@ -114,7 +114,7 @@ def reference_functions() -> dict[str, Callable]:
         return torch.softmax(z, dim=1)
 
     def cross_entropy(yhat, Y):
-        return -(Y * torch.log(yhat)).sum(dim=1).mean()
+        return torch.nn.functional.nll_loss(torch.log(yhat), Y.argmax(dim=1))
 
     def forward(params, X):
         pre = F.linear(X, params["Wh"], params["bh"].reshape(-1))

@@ -1134,8 +1134,10 @@ def _frobenius(t):
 
 def _check_norms(dweights, label, rtol):
     before = [t.clone() for t in dweights]
-    got = checks.call(layer_grad_norms, dweights)
     want = [_frobenius(t) for t in dweights]
+    got = checks.call(layer_grad_norms, dweights)
+    if not all(torch.equal(a, b) for a, b in zip(before, dweights)):
+        raise AssertionError(f"layer_grad_norms({label}) modified its input (diagnosis: modifies_input)")
     if not isinstance(got, list):
         raise AssertionError(f"layer_grad_norms({label}) must return a list, got {type(got).__name__} "
                              "(diagnosis: wrong_return)")
@@ -1158,8 +1160,6 @@ def _check_norms(dweights, label, rtol):
         raise AssertionError(f"layer_grad_norms({label})[{first}] is {got[first]!r}, expected the Frobenius norm "
                              f"{want[first]!r}: the square root of the sum of the squares of all the entries "
                              "(diagnosis: values)")
-    if not all(torch.equal(a, b) for a, b in zip(before, dweights)):
-        raise AssertionError(f"layer_grad_norms({label}) modified its input (diagnosis: modifies_input)")
 
 _g = torch.Generator().manual_seed(71)
 _dW = [torch.randn(4, 3, generator=_g, dtype=torch.float64) * s for s in (1e-3, 1.0, 30.0)]
@@ -1536,11 +1536,11 @@ def check_backward(candidate):
     """True iff candidate(params, outputs, Y) returns the gradients of cross_entropy(forward(params, X)['yhat'], Y)."""
     ### BEGIN SOLUTION
     def make_case(nx, nh, ny, batch, seed):
-        gen = torch.Generator().manual_seed(seed)
-        draw = lambda *shape: torch.randn(*shape, generator=gen, dtype=torch.float64)  # noqa: E731
+        rng = torch.Generator().manual_seed(seed)
+        draw = lambda *shape: torch.randn(*shape, generator=rng, dtype=torch.float64)  # noqa: E731
         case_params = {"Wh": draw(nh, nx), "bh": draw(nh, 1), "Wy": draw(ny, nh), "by": draw(ny, 1)}
         inputs = draw(batch, nx)
-        targets = torch.nn.functional.one_hot(torch.randint(0, ny, (batch,), generator=gen), ny).double()
+        targets = torch.nn.functional.one_hot(torch.randint(0, ny, (batch,), generator=rng), ny).double()
         return case_params, inputs, targets
 
     # several examples (mean against sum), non-zero biases, no two sizes equal (a transposition or a
