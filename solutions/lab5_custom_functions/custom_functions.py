@@ -15,21 +15,28 @@
 # %% [markdown]
 # # Lab 5 — Writing your own `torch.autograd.Function`
 #
-# Autograd knows the derivative of every built-in operation. In this lab you add operations of your own: for each one you write the **forward** computation *and* its **backward** rule, and autograd plugs them into the graph like any built-in operation. The lecture calls this *differentiable programming*: a program assembled from blocks that can each be differentiated.
+# Autograd knows the derivative of every built-in operation. In this lab you add operations of your own: for each one you write the **forward** computation *and* its **backward** rule, and autograd plugs them into the graph like any built-in operation. The *Training Neural Networks* lecture (below) calls this, after Yann LeCun, *differentiable programming*: a program assembled from blocks that can each be differentiated.
 #
 # You will build, as `torch.autograd.Function` subclasses:
 #
-# | class | what it teaches |
-# | --- | --- |
-# | `Log1pExp` | the lecture's operator: a numerically stable `log(1 + exp(x))` |
-# | `Sigmoid`, `Tanh` | saving the *output* is enough to differentiate |
-# | `ReLU` | the gradient is funnelled through the positive entries only |
-# | `LinearFunction` | several inputs, one gradient each, `None` where none is needed |
-# | `SoftmaxCrossEntropy` | a fused, stable loss with a short backward |
-# | `Square` | a backward autograd can differentiate again (`gradgradcheck`) |
-# | `MLPWithFunctions` | a network made only of your Functions, trained on the digits |
+# | exercise | class | what it teaches |
+# | --- | --- | --- |
+# | 1 | `Log1pExp` | the *Training Neural Networks* lecture's operator: a numerically stable `log(1 + exp(x))` |
+# | 2 | `Sigmoid`, `Tanh` | saving the *output* is enough to differentiate |
+# | 3 | `ReLU` | the gradient is funnelled through the positive entries only |
+# | 4 | `LinearFunction` | several inputs, one gradient each, `None` where none is needed |
+# | 5 | `check_LinearFunction` | a bug hunt: a check that tells right Functions from wrong ones |
+# | 6 | `SoftmaxCrossEntropy` | a fused, stable loss with a short backward |
+# | 7 | `Square` | a backward autograd can differentiate again (`gradgradcheck`) |
+# | 8 | `MLPWithFunctions` | a network made only of your Functions, trained on the digits |
 #
-# Every class is checked with `gradcheck` in float64 and against the built-in operation. The ideas come from the lectures: writing your own operator with `ctx.save_for_backward` and `needs_input_grad` (seed 002), what autograd records during the forward pass (seed 000), and how ReLU funnels the gradient (seed 004).
+# Written answers 1 and 2 (why gradcheck needs float64, what second derivatives cost in memory) are read and graded by a person.
+#
+# **The lectures.** Every class is checked with `gradcheck` in float64 and against the built-in operation. The ideas come from three lectures (transcripts in the course's seed folder; full references at the end):
+#
+# * *Training Neural Networks*, from the course *Applied Deep Learning* (the transcript names no lecturer): automatic differentiation as "differentiable programming", and the slide "Write Your Own PyTorch Operator" with `ctx.save_for_backward` and `needs_input_grad`. Called "the *Training Neural Networks* lecture" below.
+# * François Fleuret, *Deep Learning #3 – MLP, backprop, autograd*, IfI Summer School 2018 on Machine Learning (26 June 2018): what autograd records during the forward pass, `torch.autograd.grad`, `detach`, and in-place operations. Called "Fleuret's lecture" below.
+# * *Neural Network View of a Linear Classifier* (the transcript names no lecturer or course; its figures are adapted from slides by Fei-Fei Li, Justin Johnson and Serena Yeung, CS 231n): storing the intermediate outputs of every layer, and the max that "funnels gradients" in ReLU. Called "the *Linear Classifier* lecture" below.
 #
 # Only the exercise cells are graded: put any helper function you write inside the exercise's cell.
 
@@ -53,7 +60,7 @@ torch.set_num_threads(1)  # every tensor in this lab is tiny: one thread avoids 
 # %% [markdown]
 # ## 1. What autograd records
 #
-# During the forward pass autograd builds a graph: every operation on a tensor that requires a gradient adds a node, reachable from the result through `grad_fn`. Each node knows its backward rule, and it **keeps the tensors that rule will need**. That is why the lecture insists that the intermediate outputs of all layers are stored: the gradient formulas contain them.
+# During the forward pass autograd builds a graph: every operation on a tensor that requires a gradient adds a node, reachable from the result through `grad_fn`. Each node knows its backward rule, and it **keeps the tensors that rule will need**. That is why the *Linear Classifier* lecture insists that "we must store the intermediate outputs of all layers": the gradient formulas contain them.
 #
 # Look at what two built-in nodes kept. `exp` keeps its *result*, because the derivative of `exp(x)` is `exp(x)` itself. The product `y * x` keeps *both factors*, because each factor's gradient is the other one times the incoming gradient.
 
@@ -131,17 +138,24 @@ print("float64:", torch.autograd.gradcheck(Exp.apply, (x_check.double().requires
 # %% [markdown]
 # Same function, same backward: only the precision of the finite differences changed. So every gradient check in this lab runs in float64, through `checks.gradcheck`, which refuses float32 inputs up front and explains a failure in words. A backward that passes in float64 is then used in float32 for training.
 #
-# ## 3. `Log1pExp`: the lecture's operator
+# **Written answer 1.** In your own words: why does a correct backward fail `gradcheck` in float32 and pass in float64? Say where the error of the finite difference comes from, how it depends on the step $\varepsilon$ and on the machine epsilon, and why a larger step does not simply fix float32.
+
+# %% [markdown] deletable=false nbgrader={"grade": true, "grade_id": "answer_gradcheck_float64", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# gradcheck compares the Jacobian the backward gives with central differences $(f(x + \varepsilon) - f(x - \varepsilon)) / 2\varepsilon$, $\varepsilon = 10^{-6}$. Each value of $f$ is rounded to the dtype's precision, an error of about $u |f|$ with $u$ the machine epsilon, and dividing the difference by $2\varepsilon$ turns it into an error of about $u |f| / \varepsilon$ on the derivative; the truncation error of the central difference is only about $\varepsilon^2 |f^{(3)}|$. In float32, $u \approx 1.2 \times 10^{-7}$, so the rounding part is about $0.1 |f|$: errors of several percent, far above gradcheck's tolerances (atol $10^{-5}$, rtol $10^{-3}$), although the backward is exact. In float64, $u \approx 2.2 \times 10^{-16}$ and the error is about $10^{-10}$. A larger step trades rounding for truncation: the best $\varepsilon$ is near $u^{1/3}$, about $5 \times 10^{-3}$ in float32, where the error is still around $u^{2/3} \approx 2.5 \times 10^{-5}$ times the size of $f$ and its derivatives, above the tolerances, and a step that large can also cross a kink (ReLU at 0). So the check runs in float64, and the backward it validates is then used in float32.
+# ### END SOLUTION
 #
-# The lecture writes its own operator for $y = \log(1 + e^{x})$ (the *softplus*), whose derivative is
+# ## 3. `Log1pExp`: the *Training Neural Networks* lecture's operator
+#
+# The *Training Neural Networks* lecture writes its own operator for $y = \log(1 + e^{x})$ (the *softplus*), whose derivative is
 #
 # $$\frac{dy}{dx} = \frac{e^{x}}{1 + e^{x}} = 1 - \frac{1}{1 + e^{x}} = \sigma(x).$$
 #
-# Here is the lecture's operator exactly as on the slide, with `my_exp` and `my_log` being `torch.exp` and `torch.log`. Its forward runs; its backward does not.
+# Here is that operator exactly as on the slide "Write Your Own PyTorch Operator", with `my_exp` and `my_log` being `torch.exp` and `torch.log`. Its forward runs; its backward does not.
 
 # %%
 class LectureLog1pExp(torch.autograd.Function):
-    # The lecture's slide, line for line (my_exp -> torch.exp, my_log -> torch.log).
+    # The Training Neural Networks lecture's slide, line for line (my_exp -> torch.exp, my_log -> torch.log).
     @staticmethod
     def forward(ctx, x):
         # The forward pass can use ctx.
@@ -187,7 +201,7 @@ except AssertionError as err:
     print(err)
 
 # %% [markdown]
-# With the tuple unpacked the lecture's operator gives $\sigma(4.5) = 0.98901$. But it computes `exp(x)` first, and in float32 `exp(x)` overflows to `inf` as soon as $x > 88.7$; then `log(1 + inf) = inf`, although the true value is almost exactly $x$. For very negative $x$, `1 + exp(x)` rounds to exactly `1` and every digit of the answer is lost. Here is the naive formula on a wide range:
+# With the tuple unpacked the slide's operator gives $\sigma(4.5) = 0.98901$. But it computes `exp(x)` first, and in float32 `exp(x)` overflows to `inf` as soon as $x > 88.7$; then `log(1 + inf) = inf`, although the true value is almost exactly $x$. For very negative $x$, `1 + exp(x)` rounds to exactly `1` and every digit of the answer is lost. Here is the naive formula on a wide range:
 
 # %%
 x_naive = torch.tensor([-1e4, -100.0, -20.0, -1.0, 0.0, 1.0, 20.0, 88.0, 89.0, 100.0, 1e4])
@@ -204,7 +218,7 @@ for xi, ni, ei in zip(x_naive.tolist(), naive.tolist(), exact.tolist()):
 #
 # (for $x > 0$, factor $e^{x}$ out of $1 + e^{x}$), together with `torch.log1p(u)`, which computes $\log(1 + u)$ accurately when $u$ is tiny. Now $e^{-|x|} \le 1$ can never overflow. The backward is $\sigma(x)$ times `grad_output`: `torch.sigmoid` is already stable, or you can write $\sigma$ from what you saved.
 #
-# **Exercise.** Write `Log1pExp`: finite and accurate in float32 for $x$ from $-10^4$ to $10^4$, values and gradients.
+# **Exercise 1.** Write `Log1pExp`: finite and accurate in float32 for $x$ from $-10^4$ to $10^4$, values and gradients.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "Log1pExp", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Log1pExp(torch.autograd.Function):
@@ -334,7 +348,7 @@ with needs("Log1pExp"):
 #
 # So forward saves $y$ (it has just computed it) and backward uses it, without computing `exp` again. This is what the built-in `SigmoidBackward0` and `TanhBackward0` nodes do (section 1: they saved their result). It also means the backward never needs $x$ at all.
 #
-# **Exercise.** Write `Sigmoid` and `Tanh`; each saves its output in forward and uses it in backward.
+# **Exercise 2.** Write `Sigmoid` and `Tanh`; each saves its output in forward and uses it in backward.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "Sigmoid", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Sigmoid(torch.autograd.Function):
@@ -437,9 +451,9 @@ function_checks.assert_saves_output(t_y, name="Tanh")
 # %% [markdown]
 # ## 5. `ReLU` funnels the gradient
 #
-# $\mathrm{ReLU}(x) = \max(0, x)$ is applied element by element, so its Jacobian is diagonal, with a 1 where $x > 0$ and a 0 elsewhere. The backward therefore lets `grad_output` through where the input was positive and stops it everywhere else: the max *selects* the path the gradient flows along, and that choice has to be remembered from the forward pass. At exactly $x = 0$ the function has no derivative; like PyTorch, we use 0 there (`x > 0`, not `x >= 0`).
+# $\mathrm{ReLU}(x) = \max(0, x)$ is applied element by element, so its Jacobian is diagonal, with a 1 where $x > 0$ and a 0 elsewhere: the *Linear Classifier* lecture notes that the full Jacobian of a ReLU layer is large (output size by input size) but sparse, only its diagonal being non-zero, and that the max "funnels gradients through the selected max". The backward therefore lets `grad_output` through where the input was positive and stops it everywhere else: the max *selects* the path the gradient flows along, and that choice has to be remembered from the forward pass. At exactly $x = 0$ the function has no derivative; like PyTorch, we use 0 there (`x > 0`, not `x >= 0`).
 #
-# **Exercise.** Write `ReLU`.
+# **Exercise 3.** Write `ReLU`.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "ReLU", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class ReLU(torch.autograd.Function):
@@ -523,7 +537,7 @@ with needs("ReLU"):
 # * `b` is `None` (a layer without bias): there is nothing to differentiate, and autograd refuses a tensor there.
 # * `ctx.needs_input_grad[i]` is `False`: typically for the input `x` of the first layer, which is data. Autograd would throw the gradient away, so skip the work and return `None`.
 #
-# **Exercise.** Write `LinearFunction`.
+# **Exercise 4.** Write `LinearFunction`.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "LinearFunction", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class LinearFunction(torch.autograd.Function):
@@ -774,8 +788,8 @@ def t_wrong(backward, forward=None):
         ctx.save_for_backward(x, W)
         ctx.has_b = b is not None
         return x @ W.T if b is None else x @ W.T + b
-    return type("LinearFunction", (torch.autograd.Function,),
-                {"forward": staticmethod(forward or t_forward), "backward": staticmethod(backward)})
+    t_methods = {"forward": staticmethod(forward or t_forward), "backward": staticmethod(backward)}
+    return type("LinearFunction", (torch.autograd.Function,), t_methods)
 
 
 def t_bw_transposed(ctx, g):
@@ -863,7 +877,7 @@ with needs("check_LinearFunction", "LinearFunction"):
     print("your own LinearFunction:", "accepted" if check_LinearFunction(LinearFunction) else "rejected")
 
 # %% [markdown]
-# ## 7. `SoftmaxCrossEntropy`: fused and stable
+# ## 8. `SoftmaxCrossEntropy`: fused and stable
 #
 # For logits $z \in \mathbb{R}^{B \times K}$ and integer targets $t \in \{0..K-1\}^B$, the mean cross-entropy of the softmax is
 #
@@ -888,7 +902,7 @@ print("loss as log(softmax(z)):", unfused.item(), "  built-in fused loss:", F.cr
 
 
 # %% [markdown]
-# **Exercise.** Write `SoftmaxCrossEntropy`: mean over the batch, stable for logits of any size, backward returning `(gradient for logits, None)`.
+# **Exercise 6.** Write `SoftmaxCrossEntropy`: mean over the batch, stable for logits of any size, backward returning `(gradient for logits, None)`.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "SoftmaxCrossEntropy", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class SoftmaxCrossEntropy(torch.autograd.Function):
@@ -993,11 +1007,11 @@ function_checks.assert_close(t_gz, torch.autograd.grad(t_ref, t_z64)[0], name="S
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 8. `Square`: a backward autograd can differentiate again
+# ## 9. `Square`: a backward autograd can differentiate again
 #
 # `torch.autograd.grad(..., create_graph=True)` records the backward pass itself, so a gradient can be differentiated once more: Hessian-vector products, gradient penalties, meta-learning. For a custom Function this works only if `backward` is written with differentiable torch operations on tensors autograd knows about. `torch.autograd.gradgradcheck` checks exactly that, with finite differences on the backward.
 #
-# **What not to do.** This `Square` is correct to first order, and `gradcheck` is happy, but its backward hides `x` from autograd with `.detach()`, so the second derivative silently comes out as 0:
+# **What not to do.** This `Square` is correct to first order, and `gradcheck` is happy, but its backward hides `x` from autograd with `.detach()`. Here nothing comes out silently wrong: the first derivative it returns has **no graph at all** (`requires_grad` is `False`, as the cell prints), so `gradgradcheck` fails and asking autograd for a second derivative raises an error instead of giving one:
 
 # %%
 class SquareDetached(torch.autograd.Function):
@@ -1019,10 +1033,14 @@ print("gradcheck    :", torch.autograd.gradcheck(SquareDetached.apply, (x_sq,)))
 print("gradgradcheck:", torch.autograd.gradgradcheck(SquareDetached.apply, (x_sq,), raise_exception=False))
 (g1,) = torch.autograd.grad(SquareDetached.apply(x_sq).sum(), x_sq, create_graph=True)
 print("first derivative 2x:", g1.detach(), "| does it have a graph?", g1.requires_grad)
+try:
+    torch.autograd.grad(g1.sum(), x_sq)
+except RuntimeError as err:
+    print("second derivative: RuntimeError:", str(err).splitlines()[0])
 
 
 # %% [markdown]
-# **Exercise.** Write `Square`, $y = x^2$, with a backward made of differentiable operations so that `gradgradcheck` passes (the second derivative is 2).
+# **Exercise 7.** Write `Square`, $y = x^2$, with a backward made of differentiable operations so that `gradgradcheck` passes (the second derivative is 2).
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "Square", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Square(torch.autograd.Function):
@@ -1091,7 +1109,29 @@ with needs("Square"):
     print("gradgradcheck:", torch.autograd.gradgradcheck(Square.apply, (x_sq,)))
 
 # %% [markdown]
-# ## 9. Every Function through gradcheck
+# Fleuret's lecture introduces `torch.autograd.grad` with $\ell = \|x\| = \sqrt{x_1^2 + x_2^2 + x_3^2}$ at $x = (1, 2, 2)$, where $\ell = 3$ and $\partial \ell / \partial x_i = x_i / \|x\|$, and prints `(tensor([ 0.3333,  0.6667,  0.6667]),)`. The same norm built on your `Square`, beside the lecture's numbers:
+
+# %%
+with needs("Square"):
+    x_norm = torch.tensor([1.0, 2.0, 2.0]).requires_grad_()
+    ell = Square.apply(x_norm).sum().sqrt()
+    (g_norm,) = torch.autograd.grad(ell, (x_norm,))
+    lecture_grad = [0.3333, 0.6667, 0.6667]  # as printed in Fleuret's lecture
+    print(f"l = {ell.item():.4f} (lecture: 3)")
+    print(f"{'i':>3}  {'lecture':>8}  {'your Square':>11}")
+    for i, (lec, mine) in enumerate(zip(lecture_grad, g_norm.tolist()), start=1):
+        print(f"{i:>3}  {lec:>8.4f}  {mine:>11.4f}")
+
+# %% [markdown]
+# **Written answer 2.** When you call `torch.autograd.grad(loss, params, create_graph=True)` to differentiate a gradient again, what does autograd have to keep in memory that an ordinary `loss.backward()` does not, and roughly how does the memory of one training step grow? Use what autograd records (section 1) and what your `Square` saves.
+
+# %% [markdown] deletable=false nbgrader={"grade": true, "grade_id": "answer_double_backward_memory", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# An ordinary backward walks the graph once and frees each node's saved tensors as soon as the node has run (`retain_graph=False`), so the peak memory is about that of the forward pass: the stored intermediate outputs of every layer. With `create_graph=True` two things change. The forward graph cannot be freed, because the new graph refers to it. And the backward pass is itself recorded: every operation of every `backward` (for `Square`, the product `2 * x * grad_output`) becomes a node that saves its own operands, the incoming gradients included. So the memory holds the forward graph plus a backward graph of the same order of size, roughly two to three times that of a plain training step, and the returned gradients keep all of it alive until they are released. The time of the second backward is of the same order as the first. A backward that stores extra tensors on `ctx` or saves inputs it does not need makes this worse.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## 10. Every Function through gradcheck
 #
 # Your Functions, each checked in float64 against finite differences (`Square` also to second order). A "skipped" line means that exercise is not written yet.
 
@@ -1119,9 +1159,9 @@ for fn_name, make_inputs in gradcheck_cases.items():
 
 
 # %% [markdown]
-# ## 10. A network made of your Functions
+# ## 11. A network made of your Functions
 #
-# **Exercise.** Write `MLPWithFunctions`, an `nn.Module` with parameters `W1` $(n_h, n_x)$, `b1` $(n_h,)$, `W2` $(n_y, n_h)$, `b2` $(n_y,)$, whose `forward(x)` returns the logits
+# **Exercise 8.** Write `MLPWithFunctions`, an `nn.Module` with parameters `W1` $(n_h, n_x)$, `b1` $(n_h,)$, `W2` $(n_y, n_h)$, `b2` $(n_y,)$, whose `forward(x)` returns the logits
 #
 # $$\tanh(x W_1^\top + b_1)\, W_2^\top + b_2$$
 #
@@ -1336,3 +1376,25 @@ with needs("MLPWithFunctions", "SoftmaxCrossEntropy"):
 # * What to save is a choice: the output suffices for `exp`, sigmoid and tanh; the input for ReLU and `Square`; the inputs for the linear layer.
 # * Stability belongs in the forward *and* the backward: never `exp` a large positive number; subtract the maximum before a softmax; fuse log and softmax.
 # * Check a backward with `gradcheck` in float64; `gradgradcheck` if it must be differentiated again.
+
+
+# %% [markdown]
+# ## Sources and further reading
+#
+# **The lectures this lab follows** (transcripts in the course's seed folder):
+#
+# - *Training Neural Networks*, course *Applied Deep Learning* (lecture slides; the transcript names no lecturer). The chain rule in one and several dimensions, automatic differentiation run backwards through a program, backpropagation, "differentiable programming" (after Yann LeCun), and the slide "Write Your Own PyTorch Operator" with `Log1pExp`, `ctx.save_for_backward`, `ctx.saved_tensors` and `ctx.needs_input_grad` (section 3).
+# - François Fleuret, *Deep Learning #3 – MLP, backprop, autograd*, IfI Summer School 2018 on Machine Learning, 26 June 2018 (<http://fleuret.org/ifi/>). `requires_grad`, `torch.autograd.grad` and its norm example (section 9), the graph autograd records (section 1), `detach`, in-place operations.
+# - *Neural Network View of a Linear Classifier* (lecture slides; the transcript names no lecturer or course; its figures are adapted from slides by Fei-Fei Li, Justin Johnson and Serena Yeung, CS 231n). Storing the intermediate outputs of every layer for the backward pass, the sparse diagonal Jacobian of ReLU and the max that funnels gradients (section 5).
+#
+# **PyTorch documentation:**
+#
+# - "Extending PyTorch", section "Extending torch.autograd" (<https://pytorch.org/docs/stable/notes/extending.html>): the `Function` contract, `save_for_backward`, `needs_input_grad`, and the `LinearFunction` example this lab's linear layer follows.
+# - `torch.autograd.gradcheck` and `torch.autograd.gradgradcheck` (<https://pytorch.org/docs/stable/autograd.html#numerical-gradient-checking>): finite-difference checks of first and second derivatives, and why they want double precision.
+# - "Double Backward with Custom Functions" (<https://pytorch.org/tutorials/intermediate/custom_function_double_backward_tutorial.html>): a backward that autograd can differentiate again, as `Square`'s is.
+# - "Autograd mechanics" (<https://pytorch.org/docs/stable/notes/autograd.html>): saved tensors, the in-place correctness checks, `create_graph`.
+#
+# **Numerics:**
+#
+# - N. J. Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., SIAM, 2002. Rounding error, and why the step of a finite difference cannot be made small in low precision.
+# - P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the log-sum-exp and softmax functions", *IMA Journal of Numerical Analysis* 41(4):2311–2330, 2021. The shifted log-sum-exp of `SoftmaxCrossEntropy` and its error at large inputs.
