@@ -131,6 +131,13 @@ DIAGNOSES = {
     "precision": "close but not within what float32 can represent here: compute in the numerically stable form "
                  "(subtract the row maximum before exp)",
     # --- wave 2, lab 6 ---
+    "softmax_twice": "softmax is applied to outputs that are already probabilities: the loss takes the raw logits",
+    "sum_not_mean": "the per-epoch value adds the batch losses up: average them",
+    "optimizer_reset": "the Adam state is started again during the run: keep one state per parameter for the whole run",
+    "percentage": "the result is a percentage: return a fraction between 0 and 1",
+    "not_shuffled": "the mini-batches come in the same order every time: shuffle them with the generator",
+    "adam_unused": "the parameters are not updated with the notebook's adam_step",
+    "not_xavier": "the weights do not come from xavier_init",
     # --- wave 2, predictions and bug hunts ---
     "prediction": "the prediction differs from what the experiment shows",
     "missed_bug": "the check accepted a wrong implementation",

@@ -29,6 +29,7 @@ __all__ = [
     "read_idx",
     "load_mnist",
     "MNIST_FILES",
+    "capstone_split",
 ]
 
 
@@ -232,3 +233,27 @@ def load_mnist(
         raise ValueError(f"MNIST files in {folder} disagree: images {tuple(images.shape)}, labels {tuple(labels.shape)}")
     x = images.reshape(len(images), -1).to(dtype) / 255.0
     return x, labels.long()
+
+
+def capstone_split(
+    folder: str | os.PathLike | None = None, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """Lab 6's data: ``x_train, y_train, x_test, y_test, name``.
+
+    ``folder`` (default: ``BACKPROPLAB_MNIST``, when set) holding MNIST IDX files gives MNIST: the
+    official train and test sets when both are there, else the t10k file alone split 8,000/2,000
+    with ``seed``. Without a folder: the 8x8 digits (pixels / 16) split 80/20 with ``seed``.
+    """
+    if folder is None:
+        folder = os.environ.get("BACKPROPLAB_MNIST") or None
+    gen = torch.Generator().manual_seed(seed)
+    if folder is None:
+        x, y = load_digits(dtype)
+        return (*train_test_split(x, y, test_fraction=0.2, generator=gen), "digits 8x8")
+    x_test, y_test = load_mnist(folder, "test", dtype)
+    try:
+        x_train, y_train = load_mnist(folder, "train", dtype)
+    except FileNotFoundError:
+        x_train, y_train, x_test, y_test = train_test_split(x_test, y_test, test_fraction=0.2, generator=gen)
+        return x_train, y_train, x_test, y_test, "MNIST t10k split 8,000/2,000"
+    return x_train, y_train, x_test, y_test, "MNIST"

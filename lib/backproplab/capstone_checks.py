@@ -1,0 +1,220 @@
+"""Stand-ins and references for lab 6's grade cells (the capstone network and its training loop).
+
+Each capstone exercise is graded on its own: while one is judged, the notebook's other pieces
+(``LinearFunction``, ``Tanh``, ``SoftmaxCrossEntropy``, ``xavier_init``, ``adam_step``) are swapped for
+stand-ins built here (see :func:`backproplab.function_checks.substituted`). The stand-ins know no
+hand-written formula: gradients come from ``torch.autograd`` on built-in operations and the Adam
+step from ``torch.optim.Adam`` itself. They also *record* how they are used, so a test can say
+"the loss was never computed with SoftmaxCrossEntropy" or "a new Adam state was started".
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "AdamRecord",
+    "LossRecord",
+    "InitRecord",
+    "adam_with_torch",
+    "recording_adam",
+    "recording_loss",
+    "recording_init",
+    "params_by_shape",
+    "layer_shapes",
+    "chain_logits",
+    "builtin_mlp",
+    "torch_adam_losses",
+    "class_blobs",
+]
+
+
+def adam_with_torch(w: torch.Tensor, g: torch.Tensor, state: dict, lr: float = 1e-3,
+                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> tuple[torch.Tensor, dict]:
+    """One step of ``torch.optim.Adam`` in ``adam_step``'s calling convention (``state`` ``{}`` or t, m, v)."""
+    p = nn.Parameter(w.detach().clone())
+    opt = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps)
+    if state:
+        opt.state[p] = {"step": torch.tensor(float(state["t"])),
+                        "exp_avg": state["m"].detach().clone(), "exp_avg_sq": state["v"].detach().clone()}
+    p.grad = g.detach().clone()
+    opt.step()
+    s = opt.state[p]
+    return p.detach().clone(), {"t": int(s["step"]), "m": s["exp_avg"].clone(), "v": s["exp_avg_sq"].clone()}
+
+
+@dataclass
+class AdamRecord:
+    """What a recording ``adam_step`` saw: one entry per call."""
+
+    steps: list[int] = field(default_factory=list)  # the 't' of the state after each call
+    lrs: list[float] = field(default_factory=list)
+    fresh: int = 0  # calls that started from an empty state
+
+
+def recording_adam() -> tuple[Any, AdamRecord]:
+    """An ``adam_step`` stand-in (torch.optim.Adam underneath) and the record of its calls."""
+    record = AdamRecord()
+
+    def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        if not state:
+            record.fresh += 1
+        new_w, new_state = adam_with_torch(w, g, state, lr=lr, betas=betas, eps=eps)
+        record.steps.append(new_state["t"])
+        record.lrs.append(float(lr))
+        return new_w, new_state
+
+    return adam_step, record
+
+
+@dataclass
+class LossRecord:
+    """Loss values whose backward was called (the training losses), in order."""
+
+    values: list[float] = field(default_factory=list)
+    calls: int = 0  # every forward, with or without backward
+
+
+def recording_loss() -> tuple[type, LossRecord]:
+    """A ``SoftmaxCrossEntropy`` stand-in (``F.cross_entropy`` underneath) recording each trained loss."""
+    record = LossRecord()
+
+    def forward(ctx, logits, target):
+        record.calls += 1
+        ctx.save_for_backward(logits, target)
+        loss = F.cross_entropy(logits, target)
+        ctx.value = float(loss)
+        return loss
+
+    def backward(ctx, grad_output):
+        logits, target = ctx.saved_tensors
+        record.values.append(ctx.value)
+        with torch.enable_grad():
+            leaf = logits.detach().requires_grad_()
+            (grad,) = torch.autograd.grad(F.cross_entropy(leaf, target), leaf, grad_output)
+        return grad, None
+
+    cls = type("SoftmaxCrossEntropy", (torch.autograd.Function,), {
+        "forward": staticmethod(forward), "backward": staticmethod(backward),
+        "__doc__": "Reference loss that records the values it was trained on."})
+    return cls, record
+
+
+@dataclass
+class InitRecord:
+    """Calls of a recording ``xavier_init``: (fan_in, fan_out, generator, tensor returned)."""
+
+    calls: list[tuple[int, int, Any, torch.Tensor]] = field(default_factory=list)
+
+    def source_of(self, w: torch.Tensor) -> tuple[int, int, Any] | None:
+        """The call whose result ``w`` holds (as returned, or transposed), if any."""
+        w = w.detach()
+        for fan_in, fan_out, gen, made in self.calls:
+            for cand in (made, made.T):
+                if cand.shape == w.shape and torch.equal(cand.to(w.dtype), w):
+                    return fan_in, fan_out, gen
+        return None
+
+
+def recording_init() -> tuple[Any, InitRecord]:
+    """An ``xavier_init`` stand-in returning distinctive random weights, and the record of its calls.
+
+    The values are plain normal draws (the distribution is ``xavier_init``'s own test's business);
+    what matters is that each weight of a network can be traced back to one call.
+    """
+    record = InitRecord()
+
+    def xavier_init(fan_in, fan_out, generator=None):
+        w = torch.randn(int(fan_out), int(fan_in), generator=generator) * 0.5 + 0.1
+        record.calls.append((int(fan_in), int(fan_out), generator, w.clone()))
+        return w
+
+    return xavier_init, record
+
+
+def layer_shapes(sizes: Sequence[int]) -> tuple[list[tuple[int, int]], list[tuple[int]]]:
+    """Weight shapes ``(out, in)`` and bias shapes ``(out,)`` of a network with these layer sizes."""
+    weights = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    return weights, [(n_out,) for n_out, _ in weights]
+
+
+def params_by_shape(model: nn.Module, sizes: Sequence[int], name: str = "the model"):
+    """``(weights, biases)``: the model's parameters found by shape, layer by layer.
+
+    ``sizes`` must give every weight and bias a distinct shape (the tests choose such sizes), so the
+    order and names the student chose do not matter.
+    """
+    w_shapes, b_shapes = layer_shapes(sizes)
+    params = [p for p in model.parameters()]
+    got = sorted(tuple(p.shape) for p in params)
+    want = sorted(w_shapes + b_shapes)
+    if got != want:
+        raise AssertionError(
+            f"{name} has parameters of shapes {got}, expected exactly {want} (one weight (out, in) and one "
+            "bias (out,) per layer, registered as nn.Parameter, for instance in an nn.ParameterList) "
+            "(diagnosis: wrong_parameters)")
+    by_shape = {tuple(p.shape): p for p in params}
+    return [by_shape[s] for s in w_shapes], [by_shape[s] for s in b_shapes]
+
+
+def chain_logits(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Reference forward: linear layers with tanh between them, built-in operations only."""
+    h = x
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if i:
+            h = torch.tanh(h)
+        h = F.linear(h, w, b)
+    return h
+
+
+def builtin_mlp(sizes: Sequence[int], seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A tanh network made of ``nn.Linear`` layers with seeded weights (a model the test owns)."""
+    gen = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i:
+            layers.append(nn.Tanh())
+        lin = nn.Linear(n_in, n_out)
+        with torch.no_grad():
+            bound = (6 / (n_in + n_out)) ** 0.5
+            lin.weight.copy_(torch.rand(n_out, n_in, generator=gen) * 2 * bound - bound)
+            lin.bias.copy_(torch.randn(n_out, generator=gen) * 0.1)
+        layers.append(lin)
+    return nn.Sequential(*layers).to(dtype)
+
+
+def torch_adam_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, nb_steps: int,
+                      lr: float) -> tuple[list[float], list[float]]:
+    """Full-batch training of a copy of ``model`` with ``torch.optim.Adam`` and ``F.cross_entropy``.
+
+    Returns the losses recorded before each update and after each update (``nb_steps`` each).
+    """
+    model = copy.deepcopy(model)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    before = []
+    for _ in range(nb_steps):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        before.append(loss.item())
+    with torch.no_grad():
+        last = F.cross_entropy(model(x), y).item()
+    return before, before[1:] + [last]
+
+
+def class_blobs(n: int, dim: int, nb_classes: int, seed: int = 0, spread: float = 0.6,
+                dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points around ``nb_classes`` random centres in ``dim`` dimensions; labels cycle 0..K-1."""
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.randn(nb_classes, dim, generator=gen, dtype=torch.float64)
+    y = torch.arange(n) % nb_classes
+    x = centres[y] + spread * torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    return x.to(dtype), y
