@@ -1365,13 +1365,14 @@ def flow_weights(scale):
 
 
 with needs("deep_forward", "deep_backward", "layer_grad_norms", "xavier_init"):
-    tanh_weight_norms, tanh_bias_norms, tanh_activations = {}, {}, {}
+    weight_norms, bias_norms, acts = {}, {}, {}
     for label, scale in SCALES.items():
         weights, biases = flow_weights(scale)
         dW, db = deep_backward(weights, biases, deep_forward(weights, biases, A0_flow), G_flow)
-        tanh_weight_norms[label] = layer_grad_norms(dW)
-        tanh_bias_norms[label] = layer_grad_norms([d.reshape(-1, 1) for d in db])
-        tanh_activations[label] = gf.activations(weights, biases, A0_flow)
+        weight_norms[label] = layer_grad_norms(dW)
+        bias_norms[label] = layer_grad_norms([d.reshape(-1, 1) for d in db])
+        acts[label] = gf.activations(weights, biases, A0_flow)
+    tanh_weight_norms, tanh_bias_norms, tanh_activations = weight_norms, bias_norms, acts  # all four, or none
     fig, axes = plots.new_figure(1, 2, size=(4.4, 3.4))
     gf.plot_per_layer(axes[0][0], tanh_weight_norms, ylabel="norm of dL/dW_l", title="tanh: weight gradients")
     gf.plot_per_layer(axes[0][1], tanh_bias_norms, ylabel="norm of dL/db_l", title="tanh: bias gradients")
