@@ -520,6 +520,11 @@ def test_mlp_using_builtin_operations_is_named():
     assert_fails("MLPWithFunctions", builtin_linear, "(diagnosis: builtin_used)", only={"test_MLPWithFunctions_forward"})
 
 
+def test_mlp_with_a_zero_last_layer_passes():
+    # a zero output layer is a common, harmless choice: W1 at random already breaks the symmetry
+    assert_all_pass("MLPWithFunctions", MLP_RANDN.replace("nn.Parameter(0.1 * torch.randn(ny, nh))", "nn.Parameter(torch.zeros(ny, nh))"))
+
+
 def test_mlp_init_mistakes_are_named():
     zeros = MLP_RANDN.replace("0.1 * torch.randn", "0 * torch.randn")
     assert_fails("MLPWithFunctions", zeros, "(diagnosis: zero_init)", only={"test_MLPWithFunctions_init"})

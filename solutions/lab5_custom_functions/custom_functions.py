@@ -1192,7 +1192,7 @@ class MLPWithFunctions(nn.Module):
 
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_MLPWithFunctions_init", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-# test_MLPWithFunctions_init: parameters W1 (nh, nx), b1 (nh,), W2 (ny, nh), b2 (ny,), registered, float32, not all zero
+# test_MLPWithFunctions_init: parameters W1 (nh, nx), b1 (nh,), W2 (ny, nh), b2 (ny,), registered, float32, weights not all zero
 t_model = checks.call(MLPWithFunctions, 5, 7, 3, name="MLPWithFunctions(5, 7, 3)")
 t_params = dict(t_model.named_parameters())
 t_shapes = {"W1": (7, 5), "b1": (7,), "W2": (3, 7), "b2": (3,)}
@@ -1207,12 +1207,11 @@ for t_key, t_shape in t_shapes.items():
             f"MLPWithFunctions(5, 7, 3).{t_key} has shape {tuple(t_params[t_key].shape)} and dtype {t_params[t_key].dtype}, "
             f"expected {t_shape} and torch.float32 (diagnosis: wrong_shape)"
         )
-for t_key in ("W1", "W2"):
-    if bool((t_params[t_key] == 0).all()):
-        raise AssertionError(
-            f"MLPWithFunctions.{t_key} starts at all zeros: every hidden unit would then get the same gradient; "
-            "initialise the weights at random (diagnosis: zero_init)"
-        )
+if all(bool((t_params[t_key] == 0).all()) for t_key in ("W1", "W2")):
+    raise AssertionError(
+        "MLPWithFunctions starts with W1 and W2 all zeros: every hidden unit then gets the same gradient (zero "
+        "here) and the network cannot learn; initialise the weights at random (diagnosis: zero_init)"
+    )
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_MLPWithFunctions_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # test_MLPWithFunctions_forward: logits equal tanh(x W1^T + b1) W2^T + b2 and the graph holds only LinearFunction and Tanh nodes
