@@ -101,6 +101,16 @@ if not ctx.needs_input_grad[0]:
     return None
 return grad_output * -torch.expm1(-y)
 """),
+    "builtin_softplus": function_source(
+        "Log1pExp",
+        """
+ctx.save_for_backward(x)
+return F.softplus(x)
+""",
+        """
+(x,) = ctx.saved_tensors
+return grad_output * torch.sigmoid(x)
+"""),
     "relu_plus_softplus_of_negative_abs": function_source(
         "Log1pExp",
         """

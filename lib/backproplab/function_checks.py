@@ -61,7 +61,7 @@ FUNCTION_DIAGNOSES = {
     "output_not_saved": "forward should save its output for backward",
     "not_double_differentiable": "backward must be written with differentiable torch operations",
     "no_graph": "the output is not connected to the inputs through the Function",
-    "precision": "close, but not within what float32 can represent here: use the numerically stable form",
+    "precision": checks.DIAGNOSES["precision"],
 }
 
 # Tags whose pattern is a logic mistake whatever the size of the error: never re-read as precision.

@@ -186,7 +186,7 @@ def hunt_table(check: Callable, candidates: Mapping[str, type], seconds: float =
                 Verdict.NOT_BOOL: "did not return a bool", Verdict.TIMEOUT: f"no answer in {seconds:g} s"}[v]
         rows.append((name, PLANTED.get(name, "nothing (a right one)"), said))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
