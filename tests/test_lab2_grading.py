@@ -201,6 +201,118 @@ CORRECT = {
                 return model, losses
         """,
     },
+    "momentum_descent": {
+        "polyak_two_term": """
+            def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+                ws = [w0.clone()]
+                previous = w0.clone()
+                for t in range(nb_steps):
+                    w = ws[-1]
+                    ws.append(w - eta * grad_fn(w) + beta * (w - previous))
+                    previous = w
+                return torch.stack(ws)
+        """,
+        "in_place_buffer": """
+            def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+                w = w0.clone()
+                buf = torch.zeros_like(w)
+                out = [w.clone()]
+                for _ in range(nb_steps):
+                    buf.mul_(beta).add_(grad_fn(w))
+                    w.sub_(eta * buf)
+                    out.append(w.clone())
+                return torch.stack(out, dim=0)
+        """,
+        "preallocated_float64_and_float32": """
+            def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+                out = w0.new_zeros((nb_steps + 1, w0.shape[0]))
+                out[0] = w0
+                z = w0.new_zeros(w0.shape)
+                for t in range(nb_steps):
+                    z = beta * z + grad_fn(out[t])
+                    out[t + 1] = out[t] - eta * z
+                return out
+        """,
+    },
+    "heavy_ball_rate": {
+        "closed_form_cmath": """
+            def heavy_ball_rate(eigenvalues, eta, beta):
+                import cmath
+                worst = 0.0
+                for lam in torch.as_tensor(eigenvalues, dtype=torch.float64).tolist():
+                    trace = 1 + beta - eta * lam
+                    root = cmath.sqrt(trace * trace - 4 * beta)
+                    worst = max(worst, abs((trace + root) / 2), abs((trace - root) / 2))
+                return float(worst)
+        """,
+        "numpy_eigvals": """
+            def heavy_ball_rate(eigenvalues, eta, beta):
+                import numpy as np
+                lams = np.asarray(torch.as_tensor(eigenvalues, dtype=torch.float64))
+                return float(max(np.abs(np.linalg.eigvals(np.array([[beta, lam], [-eta * beta, 1 - eta * lam]]))).max()
+                                 for lam in lams))
+        """,
+        "batched_eigvals": """
+            def heavy_ball_rate(eigenvalues, eta, beta):
+                lam = torch.as_tensor(eigenvalues).to(torch.float64).reshape(-1)
+                M = torch.empty(len(lam), 2, 2, dtype=torch.float64)
+                M[:, 0, 0] = beta
+                M[:, 0, 1] = lam
+                M[:, 1, 0] = -eta * beta
+                M[:, 1, 1] = 1 - eta * lam
+                return torch.linalg.eigvals(M).abs().max().item()
+        """,
+        "extremes_only": """
+            def heavy_ball_rate(eigenvalues, eta, beta):
+                lams = [float(v) for v in eigenvalues]
+                def rho(lam):
+                    M = torch.tensor([[beta, lam], [-eta * beta, 1 - eta * lam]], dtype=torch.float64)
+                    return torch.linalg.eigvals(M).abs().max().item()
+                return max(rho(min(lams)), rho(max(lams)))
+        """,
+    },
+    "adam_step": {
+        "torch_arithmetic": """
+            def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+                b1, b2 = betas
+                step = state.get("t", 0) + 1
+                m = state["m"].clone() if "m" in state else torch.zeros_like(w)
+                v = state["v"].clone() if "v" in state else torch.zeros_like(w)
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                bc1, bc2 = 1 - b1**step, 1 - b2**step
+                denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
+                new_w = w.clone().addcdiv_(m, denom, value=-lr / bc1)
+                return new_w, {"t": step, "m": m, "v": v}
+        """,
+        "deepcopy_then_in_place": """
+            def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+                import copy
+                s = copy.deepcopy(state) if state else {"t": 0, "m": torch.zeros_like(w), "v": torch.zeros_like(w)}
+                s["t"] += 1
+                s["m"] *= betas[0]
+                s["m"] += (1 - betas[0]) * g
+                s["v"] *= betas[1]
+                s["v"] += (1 - betas[1]) * g ** 2
+                mhat = s["m"] / (1 - betas[0] ** s["t"])
+                vhat = s["v"] / (1 - betas[1] ** s["t"])
+                return w - lr * mhat / (torch.sqrt(vhat) + eps), s
+        """,
+        "extra_keys_kept": """
+            def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+                t = 1 + state.get("t", 0)
+                m = betas[0] * state.get("m", 0 * w) + (1 - betas[0]) * g
+                v = betas[1] * state.get("v", 0 * w) + (1 - betas[1]) * g.pow(2)
+                update = (m / (1 - betas[0] ** t)) / ((v / (1 - betas[1] ** t)).sqrt() + eps)
+                return w - lr * update, {**state, "t": t, "m": m, "v": v, "lr": lr}
+        """,
+    },
+    "predicted_regime": {
+        "the_right_prediction": """
+            with needs("predicted_regime"):
+                predicted_regime = "oscillating"
+        """,
+    },
 }
 
 
@@ -481,6 +593,223 @@ MISTAKES = [
                             p -= eta * p.grad
             return model, losses
     """, "diagnosis: zero", True),
+    ("momentum_descent", "z_updated_after_w", """
+        def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+            w, z, ws = w0.clone(), torch.zeros_like(w0), [w0.clone()]
+            for _ in range(nb_steps):
+                g = grad_fn(w)
+                w = w - eta * z
+                z = beta * z + g
+                ws.append(w)
+            return torch.stack(ws)
+    """, "diagnosis: momentum_order", True),
+    ("momentum_descent", "ema_velocity", """
+        def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+            w, z, ws = w0.clone(), torch.zeros_like(w0), [w0.clone()]
+            for _ in range(nb_steps):
+                z = beta * z + (1 - beta) * grad_fn(w)
+                w = w - eta * z
+                ws.append(w)
+            return torch.stack(ws)
+    """, "diagnosis: momentum_ema", True),
+    ("momentum_descent", "beta_on_w", """
+        def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+            ws = [w0.clone()]
+            for _ in range(nb_steps):
+                ws.append(beta * ws[-1] - eta * grad_fn(ws[-1]))
+            return torch.stack(ws)
+    """, "diagnosis: momentum_on_w", True),
+    ("momentum_descent", "velocity_from_w", """
+        def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+            ws = [w0.clone()]
+            for _ in range(nb_steps):
+                z = beta * ws[-1] + grad_fn(ws[-1])
+                ws.append(ws[-1] - eta * z)
+            return torch.stack(ws)
+    """, "diagnosis: momentum_on_w", True),
+    ("momentum_descent", "beta_ignored", """
+        def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+            ws = [w0.clone()]
+            for _ in range(nb_steps):
+                ws.append(ws[-1] - eta * grad_fn(ws[-1]))
+            return torch.stack(ws)
+    """, "diagnosis: momentum_ignored", True),
+    ("momentum_descent", "last_iterate_only", """
+        def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+            w, z = w0.clone(), torch.zeros_like(w0)
+            for _ in range(nb_steps):
+                z = beta * z + grad_fn(w)
+                w = w - eta * z
+            return w
+    """, "diagnosis: last_only", True),
+    ("momentum_descent", "float32_buffer", """
+        def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+            out = torch.zeros(nb_steps + 1, len(w0))
+            out[0] = w0
+            z = torch.zeros(len(w0))
+            for t in range(nb_steps):
+                z = beta * z + grad_fn(out[t])
+                out[t + 1] = out[t] - eta * z
+            return out
+    """, "diagnosis: wrong_dtype", True),
+    ("momentum_descent", "updates_w0_in_place", """
+        def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+            z, ws = torch.zeros_like(w0), [w0.clone()]
+            for _ in range(nb_steps):
+                z = beta * z + grad_fn(w0)
+                w0 -= eta * z
+                ws.append(w0.clone())
+            return torch.stack(ws)
+    """, "diagnosis: modified_input", True),
+    ("momentum_descent", "torch_optim_sgd", """
+        def momentum_descent(grad_fn, w0, eta, beta, nb_steps):
+            p = torch.nn.Parameter(w0.clone())
+            opt = torch.optim.SGD([p], lr=eta, momentum=beta)
+            ws = [w0.clone()]
+            for _ in range(nb_steps):
+                p.grad = grad_fn(p.detach().clone())
+                opt.step()
+                ws.append(p.detach().clone())
+            return torch.stack(ws)
+    """, "diagnosis: policy", True),
+    ("heavy_ball_rate", "float32_matrix", """
+        def heavy_ball_rate(eigenvalues, eta, beta):
+            return max(torch.linalg.eigvals(torch.tensor([[beta, lam], [-eta * beta, 1 - eta * lam]])).abs().max().item()
+                       for lam in torch.as_tensor(eigenvalues).tolist())
+    """, "diagnosis: wrong_dtype", True),
+    ("heavy_ball_rate", "assumes_sorted", """
+        def heavy_ball_rate(eigenvalues, eta, beta):
+            lams = torch.as_tensor(eigenvalues, dtype=torch.float64)
+            def rho(lam):
+                M = torch.tensor([[beta, lam], [-eta * beta, 1 - eta * lam]], dtype=torch.float64)
+                return torch.linalg.eigvals(M).abs().max().item()
+            return max(rho(lams[0].item()), rho(lams[-1].item()))
+    """, "diagnosis: eigenvalues_sorted", True),
+    ("heavy_ball_rate", "lambda_max_only", """
+        def heavy_ball_rate(eigenvalues, eta, beta):
+            lam = torch.as_tensor(eigenvalues, dtype=torch.float64).max().item()
+            M = torch.tensor([[beta, lam], [-eta * beta, 1 - eta * lam]], dtype=torch.float64)
+            return torch.linalg.eigvals(M).abs().max().item()
+    """, "diagnosis: spectral_radius", True),
+    ("heavy_ball_rate", "min_over_lambdas", """
+        def heavy_ball_rate(eigenvalues, eta, beta):
+            return min(torch.linalg.eigvals(torch.tensor([[beta, lam], [-eta * beta, 1 - eta * lam]],
+                                                         dtype=torch.float64)).abs().max().item()
+                       for lam in torch.as_tensor(eigenvalues, dtype=torch.float64).tolist())
+    """, "diagnosis: spectral_radius", True),
+    ("heavy_ball_rate", "real_parts", """
+        def heavy_ball_rate(eigenvalues, eta, beta):
+            return max(torch.linalg.eigvals(torch.tensor([[beta, lam], [-eta * beta, 1 - eta * lam]],
+                                                         dtype=torch.float64)).real.max().item()
+                       for lam in torch.as_tensor(eigenvalues, dtype=torch.float64).tolist())
+    """, "diagnosis: spectral_radius", True),
+    ("heavy_ball_rate", "no_beta_in_corner", """
+        def heavy_ball_rate(eigenvalues, eta, beta):
+            return max(torch.linalg.eigvals(torch.tensor([[beta, lam], [-eta, 1 - eta * lam]],
+                                                         dtype=torch.float64)).abs().max().item()
+                       for lam in torch.as_tensor(eigenvalues, dtype=torch.float64).tolist())
+    """, "diagnosis: heavy_ball_matrix", True),
+    ("heavy_ball_rate", "tensor_result", """
+        def heavy_ball_rate(eigenvalues, eta, beta):
+            lam = torch.as_tensor(eigenvalues, dtype=torch.float64).reshape(-1)
+            M = torch.stack([torch.stack([beta + 0 * lam, lam], -1), torch.stack([-eta * beta + 0 * lam, 1 - eta * lam], -1)], -2)
+            return torch.linalg.eigvals(M).abs().max()
+    """, "diagnosis: wrong_dtype", True),
+    ("heavy_ball_rate", "tensors_only", """
+        def heavy_ball_rate(eigenvalues, eta, beta):
+            lo, hi = eigenvalues.min().item(), eigenvalues.max().item()
+            return max(torch.linalg.eigvals(torch.tensor([[beta, lam], [-eta * beta, 1 - eta * lam]],
+                                                         dtype=torch.float64)).abs().max().item() for lam in (lo, hi))
+    """, "diagnosis: crash", True),
+    ("adam_step", "no_bias_correction", """
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            t = state.get("t", 0) + 1
+            m = betas[0] * state.get("m", torch.zeros_like(w)) + (1 - betas[0]) * g
+            v = betas[1] * state.get("v", torch.zeros_like(w)) + (1 - betas[1]) * g * g
+            return w - lr * m / (v.sqrt() + eps), {"t": t, "m": m, "v": v}
+    """, "diagnosis: adam_bias_correction", True),
+    ("adam_step", "eps_inside_sqrt", """
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            t = state.get("t", 0) + 1
+            m = betas[0] * state.get("m", torch.zeros_like(w)) + (1 - betas[0]) * g
+            v = betas[1] * state.get("v", torch.zeros_like(w)) + (1 - betas[1]) * g * g
+            mhat, vhat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
+            return w - lr * mhat / (vhat + eps).sqrt(), {"t": t, "m": m, "v": v}
+    """, "diagnosis: adam_eps_inside", True),
+    ("adam_step", "t_never_incremented", """
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            t = state.get("t", 1)
+            m = betas[0] * state.get("m", torch.zeros_like(w)) + (1 - betas[0]) * g
+            v = betas[1] * state.get("v", torch.zeros_like(w)) + (1 - betas[1]) * g * g
+            mhat, vhat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
+            return w - lr * mhat / (vhat.sqrt() + eps), {"t": t, "m": m, "v": v}
+    """, "diagnosis: adam_step_count", True),
+    ("adam_step", "t_starts_at_0", """
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            t = state.get("t", 0)
+            m = betas[0] * state.get("m", torch.zeros_like(w)) + (1 - betas[0]) * g
+            v = betas[1] * state.get("v", torch.zeros_like(w)) + (1 - betas[1]) * g * g
+            mhat, vhat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
+            return w - lr * mhat / (vhat.sqrt() + eps), {"t": t + 1, "m": m, "v": v}
+    """, "diagnosis: adam_step_count", True),
+    ("adam_step", "t_stored_zero_based", """
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            t = state.get("t", -1) + 1
+            m = betas[0] * state.get("m", torch.zeros_like(w)) + (1 - betas[0]) * g
+            v = betas[1] * state.get("v", torch.zeros_like(w)) + (1 - betas[1]) * g * g
+            mhat, vhat = m / (1 - betas[0] ** (t + 1)), v / (1 - betas[1] ** (t + 1))
+            return w - lr * mhat / (vhat.sqrt() + eps), {"t": t, "m": m, "v": v}
+    """, "diagnosis: adam_step_count", True),
+    ("adam_step", "state_updated_in_place", """
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            if not state:
+                state.update(t=0, m=torch.zeros_like(w), v=torch.zeros_like(w))
+            state["t"] += 1
+            state["m"].mul_(betas[0]).add_((1 - betas[0]) * g)
+            state["v"].mul_(betas[1]).add_((1 - betas[1]) * g * g)
+            mhat = state["m"] / (1 - betas[0] ** state["t"])
+            vhat = state["v"] / (1 - betas[1] ** state["t"])
+            return w - lr * mhat / (vhat.sqrt() + eps), state
+    """, "diagnosis: modified_input", True),
+    ("adam_step", "tensors_updated_in_place", """
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            m = state["m"] if state else torch.zeros_like(w)
+            v = state["v"] if state else torch.zeros_like(w)
+            t = state.get("t", 0) + 1
+            m.mul_(betas[0]).add_((1 - betas[0]) * g)
+            v.mul_(betas[1]).addcmul_(g, g, value=1 - betas[1])
+            mhat, vhat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
+            return w - lr * mhat / (vhat.sqrt() + eps), {"t": t, "m": m, "v": v}
+    """, "diagnosis: modified_input", True),
+    ("adam_step", "w_updated_in_place", """
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            t = state.get("t", 0) + 1
+            m = betas[0] * state.get("m", torch.zeros_like(w)) + (1 - betas[0]) * g
+            v = betas[1] * state.get("v", torch.zeros_like(w)) + (1 - betas[1]) * g * g
+            mhat, vhat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
+            w -= lr * mhat / (vhat.sqrt() + eps)
+            return w, {"t": t, "m": m, "v": v}
+    """, "diagnosis: modified_input", True),
+    ("adam_step", "uses_torch_optim", """
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            p = torch.nn.Parameter(w.clone())
+            opt = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps)
+            if state:
+                opt.state[p] = {"step": torch.tensor(float(state["t"])), "exp_avg": state["m"].clone(),
+                                "exp_avg_sq": state["v"].clone()}
+            p.grad = g.clone()
+            opt.step()
+            s = opt.state[p]
+            return p.detach().clone(), {"t": int(s["step"]), "m": s["exp_avg"].clone(), "v": s["exp_avg_sq"].clone()}
+    """, "diagnosis: policy", True),
+    ("predicted_regime", "monotone", """
+        with needs("predicted_regime"):
+            predicted_regime = "monotone"
+    """, "diagnosis: prediction", True),
+    ("predicted_regime", "not_a_choice", """
+        with needs("predicted_regime"):
+            predicted_regime = "oscillates"
+    """, "diagnosis: wrong_return", True),
 ]
 
 

@@ -29,6 +29,28 @@ def stub(*args, **kwargs):
     raise NotImplementedError()
 
 
+def heavy_ball(grad_fn, w0, eta, beta, nb_steps):
+    """A correct heavy ball, written for these tests in the two-term form w + beta (w - w_prev) - eta g."""
+    rows, previous = [w0.clone()], w0.clone()
+    for _ in range(nb_steps):
+        w = rows[-1]
+        rows.append(w - eta * grad_fn(w) + beta * (w - previous))
+        previous = w
+    return torch.stack(rows)
+
+
+def rate(eigenvalues, eta, beta):
+    """The heavy-ball rate from the roots of x^2 - (1 + beta - eta lam) x + beta (no 2x2 eigen-solver)."""
+    import cmath
+
+    worst = 0.0
+    for lam in [float(v) for v in eigenvalues]:
+        trace = 1 + beta - eta * lam
+        root = cmath.sqrt(trace * trace - 4 * beta)
+        worst = max(worst, abs(trace + root) / 2, abs(trace - root) / 2)
+    return worst
+
+
 def median_ms(explorer, control, values, repeats=7):
     before = len(explorer.update_seconds)
     for _ in range(repeats):
@@ -153,6 +175,85 @@ def test_explorer_2d_says_when_gradient_descent_is_not_written():
     assert e.regime == "monotone" and e.artists["message"].get_visible()
 
 
+# --- 2-D explorer with momentum ------------------------------------------------------------------------
+
+
+def test_explorer_2d_momentum_slider_runs_the_students_heavy_ball():
+    e = widgets.gd.explorer_2d(descent, momentum_descent=heavy_ball, heavy_ball_rate=rate)
+    e.controls["beta"].value = 0.6
+    a = e.matrix()
+    eta, steps = e.controls["eta"].value, e.controls["nb_steps"].value
+    expected = heavy_ball(lambda w: a @ w, e.start_point(), eta, 0.6, steps).numpy()
+    np.testing.assert_allclose(np.asarray(e.artists["trajectory"].get_xdata()), expected[:, 0], atol=1e-12)
+    np.testing.assert_allclose(np.asarray(e.artists["trajectory"].get_ydata()), expected[:, 1], atol=1e-12)
+    kappa = e.controls["kappa"].value
+    assert e.theoretical_rate == pytest.approx(rate([1 / kappa, 1.0], eta, 0.6))
+    assert "β = 0.60" in e.artists["title"].get_text() and e.message is None
+
+
+def test_explorer_2d_heavy_ball_observed_rate_follows_the_prediction():
+    e = widgets.gd.explorer_2d(descent, heavy_ball, rate, nb_steps=100, kappa=100.0)
+    for eta, beta in ((1.5, 0.6), (3.0, 0.8), (0.8, 0.3)):
+        e.controls["eta"].value = eta
+        e.controls["beta"].value = beta
+        assert e.theoretical_rate < 1
+        assert e.observed_rate == pytest.approx(e.theoretical_rate, rel=0.03)
+
+
+def test_explorer_2d_momentum_without_the_function_says_what_to_pass_and_beta_0_is_gradient_descent():
+    e = widgets.gd.explorer_2d(descent)
+    e.controls["beta"].value = 0.5
+    assert "momentum_descent" in e.message and e.iterates is None
+    e.controls["beta"].value = 0.0
+    assert e.message is None and e.regime == "monotone"
+    assert len(e.artists["trajectory"].get_xdata()) == e.controls["nb_steps"].value + 1
+
+
+def test_explorer_2d_momentum_stubs_are_named():
+    e = widgets.gd.explorer_2d(descent, momentum_descent=stub, heavy_ball_rate=stub, beta=0.5)
+    assert "not written yet" in e.message and "momentum_descent" in e.message
+    e = widgets.gd.explorer_2d(descent, momentum_descent=heavy_ball, heavy_ball_rate=stub, beta=0.5)
+    assert "heavy_ball_rate" in e.message and e.theoretical_rate is None
+    assert len(e.artists["trajectory"].get_xdata()) == e.controls["nb_steps"].value + 1  # iterates still drawn
+
+
+def test_use_momentum_gives_the_functions_to_an_explorer_made_before_and_redraws_once():
+    e = widgets.gd.explorer_2d(descent)
+    renders = e.view.render_count
+    same = e.use_momentum(heavy_ball, rate, kappa=100.0, beta=0.6, eta=1.5)
+    assert same is e and e.view.render_count == renders + 1
+    assert e.controls["beta"].value == 0.6 and e.controls["kappa"].value == pytest.approx(100.0)
+    assert e.theoretical_rate == pytest.approx(rate([0.01, 1.0], 1.5, 0.6))
+    e.controls["beta"].value = 0.7  # the controls still redraw after use_momentum
+    assert e.view.render_count == renders + 2
+
+
+# --- what students see of the timing --------------------------------------------------------------------
+
+
+def test_widgets_hide_the_redraw_time_unless_asked():
+    e = widgets.gd.explorer_2d(descent)
+    e.controls["eta"].value = 1.2
+    assert "redrawn" not in e.status.value and " ms" not in e.status.value
+    assert e.view.last_render_seconds is not None and e.last_update_seconds is not None
+    shown = widgets.gd.explorer_1d(descent, local_model=local_model, show_timing=True)
+    shown.controls["eta"].value = 0.3
+    assert "redrawn in" in shown.status.value and "ms" in shown.status.value
+
+
+def test_figure_view_timing_note_is_opt_in():
+    from backproplab import plots
+    from backproplab.widgets._base import BlitView, FigureView
+
+    fig, _ = plots.new_figure()
+    view = FigureView(fig)
+    view.render()
+    assert view.timing_note() == "" and view.last_render_seconds is not None
+    view.show_timing = True
+    assert view.timing_note().startswith("<small>redrawn in ")
+    assert BlitView(fig, [], show_timing=True).timing_note(0.012) == "<small>redrawn in 12 ms</small>"
+
+
 # --- timing (printed, never asserted) and the static figure -----------------------------------------
 
 
@@ -162,9 +263,12 @@ def test_report_widget_update_times(capsys):
     e2 = widgets.gd.explorer_2d(descent)
     ms2, n2 = median_ms(e2, "eta", [0.5, 1.5, 2.1])
     ms3, n3 = median_ms(e2, "kappa", [3.0, 30.0, 10.0])
+    e3 = widgets.gd.explorer_2d(descent, heavy_ball, rate, beta=0.5)
+    ms4, n4 = median_ms(e3, "beta", [0.3, 0.6, 0.9])
     with capsys.disabled():
         print(f"\nlab 2 widget update, value change to PNG (median): 1-D {ms1:.1f} ms over {n1}, "
-              f"2-D step {ms2:.1f} ms over {n2}, 2-D kappa {ms3:.1f} ms over {n3}")
+              f"2-D step {ms2:.1f} ms over {n2}, 2-D kappa {ms3:.1f} ms over {n3}, "
+              f"2-D momentum {ms4:.1f} ms over {n4} (target under 50 ms)")
 
 
 def test_rate_map_saves_a_png(tmp_path):
