@@ -48,7 +48,7 @@ def reference_check() -> str:
 def test_the_grade_cell_ends_with_the_score_nbgrader_reads():
     source = lab_cells(AID)[2][GID]
     assert source.rstrip().splitlines()[-1] == "t_score.points"
-    assert "determine_grade" in source and "5 s per" in source
+    assert "determine_grade" in source and "2 s per" in source
 
 
 def test_a_good_check_gets_full_marks_hidden_and_public():

@@ -31,7 +31,8 @@ from backproplab import checks
 
 __all__ = ["PLANTED", "SECONDS", "Score", "Verdict", "hunt_table", "planted_bugs", "score", "verdict"]
 
-SECONDS = 5.0  # per candidate: a thorough check on small inputs takes well under a second
+SECONDS = 2.0  # per candidate: a thorough check on small inputs takes a few hundredths of a second, and the
+# grade cell's 21 runs (public and hidden) must stay under the class grader's 60 s per cell
 
 
 class Verdict(enum.Enum):
