@@ -269,7 +269,7 @@ checks.assert_close(checks.call(add_bias_column, torch.ones(1, 1)), torch.ones(1
 # - return `w`, shape `(D,)`.
 #
 # The bias is not special here: pass `add_bias_column(x)` if you want one. Fleuret's lecture writes this
-# function in ten lines; the checks call it, as the lecture does, with float32 tensors and three
+# function in ten lines; the checks call it, as that code expects, with float32 tensors and three
 # positional arguments.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "train_perceptron", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -525,7 +525,7 @@ with needs("add_bias_column", "train_perceptron", "perceptron_error_rate"):
 # **MNIST (optional).** The next cell runs the same "0" versus "1" table on MNIST's 28x28 images when
 # the environment variable `BACKPROPLAB_MNIST` names a folder holding the MNIST IDX files (nothing is
 # downloaded). It reads **only the t10k file** (MNIST's 10,000 test images), keeps its 0s and 1s, and
-# splits them at random into halves of its own for training and testing. The lecture trained on the
+# splits them at random into halves of its own for training and testing. Fleuret's lecture trained on the
 # 60,000 training images, so expect similar but not identical numbers.
 
 # %%
@@ -545,7 +545,7 @@ else:
     print("BACKPROPLAB_MNIST is not set: skipping the MNIST version (nothing is downloaded).")
 
 # %% [markdown]
-# The learned weights live in pixel space, so we can look at them as an image: positive weights
+# The weights learned for "1" versus "0" live in pixel space, so we can look at them as an image: positive weights
 # (pixels that vote for "1") and negative ones (pixels that vote for "0").
 
 # %%
@@ -707,6 +707,8 @@ with needs("product_features", "add_bias_column", "train_perceptron", "perceptro
 
 # %%
 with needs("product_features"):
+    if not results:  # the experiment above was skipped
+        raise NotImplementedError()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ax.plot([r[0] + 1 for r in results], [100 * r[1] for r in results], "o-", label="train")
     ax.plot([r[0] + 1 for r in results], [100 * r[2] for r in results], "s-", label="test")
@@ -760,9 +762,9 @@ print(f"Always answering 'not 8' errs on the 8s only: {100 * float((y8_train > 0
 # ## 5. From linear to deep
 #
 # Both lectures build the multi-layer perceptron the same way: layers $x^{(l)} = \sigma(w^{(l)}
-# x^{(l-1)} + b^{(l)})$, each the input of the next ("we can stack multiple layers together", in the
-# second). The demonstrations below are not graded; they show why $\sigma$ must not be affine, which
-# smooth $\sigma$ the lectures use, and what one hidden layer can do.
+# x^{(l-1)} + b^{(l)})$, each the input of the next ("we can stack multiple layers together", in *Neural Network
+# View of a Linear Classifier*). The demonstrations below are not graded; they show why $\sigma$ must not be affine, which
+# smooth $\sigma$ the two lectures use, and what one hidden layer can do.
 #
 # ### Stacked affine maps collapse to one
 #
@@ -810,8 +812,8 @@ plt.show()
 # %% [markdown]
 # ### tanh is a rescaled sigmoid
 #
-# The lectures' two smooth activations are the sigmoid $\sigma(x) = 1 / (1 + e^{-x})$ (the second
-# lecture) and the hyperbolic tangent, which Fleuret's lecture writes $x \mapsto \frac{2}{1 + e^{-2x}} - 1$.
+# The lectures' two smooth activations are the sigmoid $\sigma(x) = 1 / (1 + e^{-x})$ (in *Neural Network
+# View of a Linear Classifier*) and the hyperbolic tangent, which Fleuret's lecture writes $x \mapsto \frac{2}{1 + e^{-2x}} - 1$.
 # That formula says
 #
 # $$\tanh(x) = 2\,\sigma(2x) - 1,$$
@@ -933,7 +935,7 @@ plt.show()
 # - A. Rahimi and B. Recht, "Random features for large-scale kernel machines", *NeurIPS* 2007.
 #   Shallow learning with random features.
 # - N. Dalal and B. Triggs, "Histograms of oriented gradients for human detection", *CVPR* 2005,
-#   pages 886–893. The HOG features of the lecture.
+#   pages 886–893. The HOG features of Fleuret's lecture.
 # - Y. LeCun, C. Cortes and C. J. C. Burges, the MNIST database of handwritten digits; the 8x8 digits
 #   used here are the UCI "Optical Recognition of Handwritten Digits" data set (E. Alpaydin and
 #   C. Kaynak, 1998) as shipped with scikit-learn.
