@@ -179,3 +179,13 @@ def test_nbgrader_autograde_reads_the_displayed_score_as_partial_credit(tmp_path
         scores = {s: gb.find_submission_notebook("hunt", "hunt", s).grades[0].score for s in students}
     assert scores["full"] == POINTS and scores["yes"] == 0
     assert scores["partial"] == grade(partial)[0] and 0 < scores["partial"] < POINTS
+
+
+def test_the_untouched_stub_is_told_to_write_the_check():
+    score, message = grade("def check_LinearFunction(candidate):\n    raise NotImplementedError()\n")
+    assert score is None and "(diagnosis: not_implemented)" in message
+
+
+def test_a_check_returning_a_tensor_is_told_to_return_a_bool():
+    score, message = grade("def check_LinearFunction(candidate):\n    return torch.tensor(True)\n")
+    assert score is None and "(diagnosis: wrong_return)" in message

@@ -1378,6 +1378,7 @@ with needs("MLPWithFunctions", "SoftmaxCrossEntropy"):
 # * What to save is a choice: the output suffices for `exp`, sigmoid and tanh; the input for ReLU and `Square`; the inputs for the linear layer.
 # * Stability belongs in the forward *and* the backward: never `exp` a large positive number; subtract the maximum before a softmax; fuse log and softmax.
 # * Check a backward with `gradcheck` in float64; `gradgradcheck` if it must be differentiated again.
+# * A check is only as good as its cases: a bias averaged instead of summed hides behind a batch of one, a gradient for `b=None` behind a test that always passes `b`, a modified `grad_output` behind a test that never looks at it again.
 
 
 # %% [markdown]
