@@ -15,25 +15,43 @@
 # %% [markdown]
 # # Lab 4 — Reverse-mode autograd on a DAG, and what `torch.autograd` does
 #
-# In this lab you build a small automatic-differentiation engine for scalars, then look at the real one.
+# In this lab you build a small automatic-differentiation engine for scalars, train a network with
+# it, then look at the real one.
 #
-# 1. **A `Value` engine.** A program is a sequence of primitive operations, each computed from its
-#    *parents*. You write the local backward rule of every primitive (`+`, `*`, `**`, `exp`, `log`,
-#    `sin`, `cos`, `tanh`, `relu`), an iterative `topological_order`, and `Value.backward`, the
-#    reverse sweep that applies the chain rule from the output back to the inputs.
-# 2. **The lecture's table, rebuilt.** The reverse-mode trace of $y = \ln x_1 + x_1 x_2 - \sin x_2$
-#    at $(2, 5)$ computed by your engine, printed beside the lecture's numbers.
-# 3. **Forward mode.** Dual numbers carry a derivative along with each value; one pass gives one
+# 1. **A program as a graph.** A `Value` engine: you write the local backward rule of every
+#    primitive (`+`, `*`, `**`, `exp`, `log`, `sin`, `cos`, `tanh`, `relu`).
+# 2. **An order for the sweep.** An iterative `topological_order`, which a chain 100,000 deep
+#    does not break.
+# 3. **The reverse sweep.** `Value.backward`; the reverse-mode table of
+#    $y = \ln x_1 + x_1 x_2 - \sin x_2$ at $(2, 5)$ rebuilt by your engine; a widget that steps through
+#    the sweep; a prediction to check (`predicted_adjoint`).
+# 4. **The engine learns.** micrograd's `Neuron`, `Layer` and `MLP` on your `Value`, trained on the
+#    two moons; what forgetting `zero_grad` does; the logistic-regression graph of the
+#    computation-graph lecture, and why lab 5 writes `Log1pExp`.
+# 5. **Forward mode.** Dual numbers carry a derivative along with each value; one pass gives one
 #    directional derivative. You measure what that costs when there are many inputs.
-# 4. **A tensor DAG with weight sharing.** The lecture's network where `w1` is used twice, its
-#    gradient written by hand with Jacobian-vector products and checked against `torch.autograd`.
-# 5. **`torch.autograd` at work:** `requires_grad`, leaves, `.grad` accumulation, `zero_grad`,
-#    gradients of a sum of mini-batch losses, `autograd.grad`, `detach`, and the in-place error.
+# 6. **A tensor DAG with weight sharing.** Fleuret's network where `w1` is used twice, its
+#    gradient written by hand and checked against `torch.autograd`; a graph that depends on the data.
+# 7. **`torch.autograd` at work:** `requires_grad`, leaves, `.grad` accumulation, `zero_grad`,
+#    gradients of a sum of mini-batch losses, `autograd.grad`, `detach`, and in-place operations.
+# 8. **Bug hunt.** `check_topological_order`: a check that tells right topological orders from wrong ones.
+# 9. **Two questions** answered in words.
 #
-# The ideas follow the lectures: a program as primitive operations with parents and the reverse
-# sweep $\bar x_i = \sum_{j : i \in \pi(j)} \bar x_j \, \partial x_j / \partial x_i$; the
-# reverse-mode adjoint table; "addition distributes, multiplication switches, max routes"; forward
-# mode and its cost; and the DAG, weight sharing and autograd mechanics.
+# The lectures behind it (full references at the end):
+#
+# * François Fleuret, *Deep Learning #3 – MLP, backprop, autograd* (IfI Summer School 2018 on Machine
+#   Learning), "Fleuret's lecture" below: the DAG with weight sharing, autograd's mechanics,
+#   accumulation, `detach` and in-place operations, the data-dependent graph;
+# * *Applied Deep Learning: Training Neural Networks*, "the Applied Deep Learning lecture": a program as
+#   primitives $x_i = f_i(x_{\pi(i)})$ with parents $\pi(i)$ and the reverse sweep
+#   $\bar x_i = \sum_{j : i \in \pi(j)} \bar x_j \, \partial x_j / \partial x_i$;
+# * the recitation of Volkan Cevher's *Mathematics of Data* (EPFL), "the Mathematics of Data
+#   recitation": the reverse-mode adjoint table (after Baydin et al.) and the cost of backpropagation;
+# * the lecture on computation graphs that starts from *Neural Network View of a Linear Classifier*
+#   (figures after Stanford's CS 231n), "the computation-graph lecture": "addition distributes,
+#   multiplication switches, max routes", forward mode and its cost, the logistic-regression graph;
+# * Rémy Sun, *Lecture 9: Backpropagation* (Optimization for data sciences, Université Côte d'Azur),
+#   for the chain rule on a graph.
 #
 # Only the exercise cells are graded: put any helper function you write inside the exercise's cell.
 
@@ -44,7 +62,7 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from backproplab import checks, data, env, graphs, needs, widgets
+from backproplab import bug_hunt_lab4, checks, data, env, graphs, moons, needs, nn_checks, widgets
 from IPython.display import display
 
 # %%
@@ -465,7 +483,7 @@ _x1, _x2 = _Node("x1"), _Node("x2")
 _v1, _v2, _v3 = _Node("v1=ln x1", _x1), _Node("v2=x1*x2", _x1, _x2), _Node("v3=sin x2", _x2)
 _v4 = _Node("v4=v1+v2", _v1, _v2)
 _v5 = _Node("v5=v4-v3", _v4, _v3)
-_check_order(_v5, [_x1, _x2, _v1, _v2, _v3, _v4, _v5], "the lecture's graph of ln(x1) + x1*x2 - sin(x2)")
+_check_order(_v5, [_x1, _x2, _v1, _v2, _v3, _v4, _v5], "the graph of ln(x1) + x1*x2 - sin(x2) from the reverse-mode table")
 print("topological_order lists each node once, after its parents, with the root last.")
 ### BEGIN HIDDEN TESTS
 # A ladder of 12 diamonds: 4096 paths from the top to the bottom, 37 nodes.
@@ -533,13 +551,14 @@ del _chain, _order, _leaf
 # %% [markdown]
 # ## 3. The reverse sweep
 #
-# `Value.backward()` (in the `Value` cell above) does what the lecture's algorithm says, with two
+# `Value.backward()` (in the `Value` cell above) does what the Applied Deep Learning lecture's
+# algorithm says, with two
 # details that make it behave like `torch`:
 #
 # 1. Get the order with `topological_order(self)`.
 # 2. Set the `grad` of every node that has parents to 0.0. Intermediate results start afresh at
 #    each call. **Leaves keep their `grad`**: a second `backward()` adds to it, as `torch` leaf
-#    tensors do (that is how gradients over several mini-batches are summed, part 5).
+#    tensors do (that is how gradients over several mini-batches are summed, part 7).
 # 3. Add 1.0 to `self.grad` ($\bar x_N = 1$).
 # 4. Walk the order backwards and call each node's `_backward()`.
 #
@@ -718,12 +737,13 @@ else:
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### The lecture's table, from your engine
+# ### The reverse-mode table, from your engine
 #
-# The lecture traced $y = f(x_1, x_2) = \ln x_1 + x_1 x_2 - \sin x_2$ at $(2, 5)$: a forward
+# The Mathematics of Data recitation (after Baydin et al.) traces
+# $y = f(x_1, x_2) = \ln x_1 + x_1 x_2 - \sin x_2$ at $(2, 5)$: a forward
 # primal trace $v_{-1}, \dots, v_5$, then the adjoints $\bar v_i = \partial y / \partial v_i$ in
 # reverse, ending with $\partial y / \partial x_1 = 5.5$ and $\partial y / \partial x_2 = 1.716$.
-# Here is the same trace computed by your `Value`, beside the lecture's numbers.
+# Here is the same trace computed by your `Value`, beside the recitation's numbers.
 
 # %%
 x1, x2 = Value(2.0), Value(5.0)
@@ -738,7 +758,7 @@ trace = [("v-1 = x1", x1, 2.0, 5.5), ("v0 = x2", x2, 5.0, 1.716), ("v1 = ln v-1"
 names = {x1: "x1", x2: "x2", v1: "v1", v2: "v2", v3: "v3", v4: "v4", y: "y"}
 with needs("Value", "topological_order"):
     y.backward()
-    print(f"{'node':18} {'value':>9} {'lecture':>9} {'adjoint':>9} {'lecture':>9}")
+    print(f"{'node':18} {'value':>9} {'table':>9} {'adjoint':>9} {'table':>9}")
     for label, node, value_lecture, adjoint_lecture in trace:
         print(f"{label:18} {node.data:9.3f} {value_lecture:9.3f} {node.grad:9.3f} {adjoint_lecture:9.3f}")
 
@@ -771,6 +791,8 @@ display(stepper.widget)
 # %% [markdown]
 # ### How gradients flow through the three usual patterns
 #
+# The computation-graph lecture names three patterns:
+#
 # * **`+` distributes**: both operands receive the output's gradient unchanged.
 # * **`*` switches**: each operand receives the gradient times the *other* operand.
 # * **`max` (here `relu`) routes**: only the branch that won receives the gradient. That choice is
@@ -783,6 +805,70 @@ with needs("Value", "topological_order"):
         a.grad = b.grad = 0.0
         out.backward()
         print(f"{label:18} d/da = {a.grad:5.1f}   d/db = {b.grad:5.1f}")
+
+# %% [markdown]
+# ### Predict, then check: an adjoint that arrives along two paths
+#
+# Take $x = 3$ and $y = -2$, and compute
+#
+# $$m = x\,y, \qquad n = m + x, \qquad L = n \cdot n \qquad (\text{so } L = (xy + x)^2 = 9).$$
+#
+# The node to watch is $x$: it feeds both $m$ and $n$. Before running anything, do the reverse
+# sweep by hand: $\bar L = 1$, then $\bar n$, then $\bar m$, and finally $\bar x = \partial L / \partial x$,
+# which collects one contribution from each use of $x$. Set `predicted_adjoint` to the number you
+# find (replace the two lines `# YOUR CODE HERE` and `raise NotImplementedError()` by
+# `predicted_adjoint = ...`).
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "predicted_adjoint", "locked": false, "schema_version": 3, "solution": true, "task": false}
+try:
+    ### BEGIN SOLUTION
+    predicted_adjoint = 6.0
+    ### END SOLUTION
+except NotImplementedError:
+    predicted_adjoint = None  # not predicted yet
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_predicted_adjoint", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# predicted_adjoint against dL/dx for L = (x y + x)^2 at x = 3, y = -2, computed here with torch (float64).
+_x = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+_n = _x * torch.tensor(-2.0, dtype=torch.float64) + _x
+(_true,) = torch.autograd.grad(_n * _n, _x)
+if predicted_adjoint is None:
+    raise AssertionError("predicted_adjoint is not set yet: write your number in the cell above (diagnosis: not_implemented)")
+try:
+    _guess = float(predicted_adjoint)
+except (TypeError, ValueError):
+    raise AssertionError(f"predicted_adjoint must be a number, got {predicted_adjoint!r} (diagnosis: wrong_return)") from None
+if not math.isclose(_guess, _true.item(), rel_tol=1e-6, abs_tol=1e-9):
+    raise AssertionError(f"you predicted dL/dx = {_guess:g}; the reverse sweep gives {_true.item():g}. Run the cells "
+                         "below to see where the two contributions come from (diagnosis: prediction)")
+print(f"Right: dL/dx = {_true.item():g}.")
+
+# %% [markdown]
+# The experiment: the same computation with your engine, then the two contributions that reach $x$.
+
+# %%
+with needs("Value", "topological_order"):
+    x_p, y_p = Value(3.0), Value(-2.0)
+    m_p = x_p * y_p
+    n_p = m_p + x_p
+    loss_p = n_p * n_p
+    loss_p.backward()
+    through_m, direct = m_p.grad * y_p.data, n_p.grad * 1.0
+    print(f"L = {loss_p.data:g};  adjoints: n = {n_p.grad:g}, m = {m_p.grad:g}, x = {x_p.grad:g}")
+    print(f"x receives {through_m:g} through m = x y (m's adjoint times y) and {direct:g} directly through "
+          f"n = m + x: {through_m:g} + {direct:g} = {through_m + direct:g}")
+
+# %%
+with needs("predicted_adjoint", "Value", "topological_order"):
+    if predicted_adjoint is None:
+        print("You have not written predicted_adjoint yet.")
+    else:
+        verdict = "right" if math.isclose(float(predicted_adjoint), x_p.grad, abs_tol=1e-9) else "not quite"
+        print(f"your prediction: {float(predicted_adjoint):g}   outcome: {x_p.grad:g}   ({verdict})")
+        if not math.isclose(float(predicted_adjoint), x_p.grad, abs_tol=1e-9):
+            print(f"keeping only the path through m gives {through_m:g}, only the direct one {direct:g}: "
+                  "a node's adjoint is the sum over all of its uses.")
+
 
 # %% [markdown]
 # ### Deep graphs
@@ -806,9 +892,413 @@ with needs("Value", "topological_order"), graphs.paused_gc():
 
 
 # %% [markdown]
-# ## 4. Forward mode: dual numbers
+# ## 4. The engine learns: neurons, layers, a network
 #
-# Reverse mode is not the only way to apply the chain rule. **Forward mode** carries, beside each
+# An engine that differentiates any expression of `Value`s is enough to train a neural network.
+# micrograd shows it with three short classes, and you write them now, with its API, on top of your
+# own `Value`.
+#
+# * `Neuron(nin, nonlin=True)` holds a list `w` of `nin` weights and a bias `b`, all `Value`s. The
+#   weights start uniform in $[-1, 1]$, drawn with Python's `random` module (so `random.seed` fixes
+#   them), and the bias starts at 0. Calling it on a list `x` of `nin` numbers or `Value`s returns
+#   $\mathrm{relu}(\sum_i w_i x_i + b)$, or the affine value $\sum_i w_i x_i + b$ when `nonlin` is
+#   False. `parameters()` returns `w + [b]`.
+# * `Layer(nin, nout, **kwargs)` holds `nout` neurons and passes its keyword arguments on to them.
+#   Calling it returns the list of the neurons' outputs, or the single output itself when
+#   `nout == 1`. `parameters()` lists the parameters of its first neuron, then of the second, ...
+# * `MLP(nin, nouts)` chains layers of widths `nouts` (a list). Every layer applies relu except the
+#   last, which stays linear so that the output can be any real number (a score). `parameters()`
+#   lists them layer by layer, and `zero_grad()` sets the `grad` of every parameter to 0.
+#
+# Only `w`, `b`, `parameters()`, calling, and `zero_grad()` are graded. Name the rest (the list of
+# neurons, of layers, the `nonlin` flag) as you like.
+#
+# The grade cells below compute the expected outputs and gradients themselves, with `torch` in
+# float64, from the `.data` of your parameters. They need your `Value` to work (`+`, `*`, `relu`,
+# `backward()`); if it does not yet, they say so.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "Neuron", "locked": false, "schema_version": 3, "solution": true, "task": false}
+class Neuron:
+    """relu(sum_i w_i x_i + b), or the affine value when nonlin is False; w_i ~ U[-1, 1], b = 0."""
+
+    def __init__(self, nin, nonlin=True):
+        ### BEGIN SOLUTION
+        self.w = [Value(random.uniform(-1, 1)) for _ in range(nin)]
+        self.b = Value(0.0)
+        self.nonlin = nonlin
+        ### END SOLUTION
+
+    def __call__(self, x):
+        ### BEGIN SOLUTION
+        act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        return act.relu() if self.nonlin else act
+        ### END SOLUTION
+
+    def parameters(self):
+        ### BEGIN SOLUTION
+        return self.w + [self.b]
+        ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Neuron_structure", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Neuron's parameters: w a list of nin Values, b a Value at 0, parameters() = w + [b]; weights uniform in [-1, 1] from `random`.
+def _check_neuron_structure(nin, **kwargs):
+    what = f"Neuron({nin}{''.join(f', {k}={v}' for k, v in kwargs.items())})"
+    neuron = checks.call(Neuron, nin, **kwargs)
+    w, b = getattr(neuron, "w", None), getattr(neuron, "b", None)
+    if not isinstance(w, (list, tuple)) or len(w) != nin or not all(isinstance(wi, Value) for wi in w):
+        raise AssertionError(f"{what}.w must be a list of {nin} Values, got {w!r:.80} (diagnosis: wrong_return)")
+    if not isinstance(b, Value):
+        raise AssertionError(f"{what}.b must be a Value, got {b!r:.80} (diagnosis: wrong_return)")
+    params = nn_checks.check_structure(neuron, Value, nn_checks.Layout(nin, (1,)), what)
+    if any(p is not q for p, q in zip(params, list(w) + [b])):
+        raise AssertionError(f"{what}.parameters() must list the Values w[0], ..., w[{nin - 1}], then b, in that "
+                             "order (diagnosis: parameter_order)")
+
+
+nn_checks.require_value(Value, "Neuron")
+_check_neuron_structure(3)
+_check_neuron_structure(1, nonlin=False)
+nn_checks.check_random_module(lambda: [wi.data for wi in Neuron(4).w], "Neuron(4)")
+print("Neuron holds nin weights drawn from random in [-1, 1] and a bias at 0, and lists them in order.")
+### BEGIN HIDDEN TESTS
+for _nin in (2, 5, 16):
+    _check_neuron_structure(_nin)
+    _check_neuron_structure(_nin, nonlin=True)
+nn_checks.check_random_module(lambda: [wi.data for wi in Neuron(1, nonlin=False).w], "Neuron(1, nonlin=False)")
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Neuron_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Neuron's output (relu, or affine with nonlin=False) and its gradients, against torch (float64) from the parameters' data.
+def _check_neuron(nin, seed, **kwargs):
+    what = f"Neuron({nin}{''.join(f', {k}={v}' for k, v in kwargs.items())})"
+    relu = kwargs.get("nonlin", True)
+    rng = random.Random(seed)
+    layout = nn_checks.Layout(nin, (1,))
+    neuron = checks.call(Neuron, nin, **kwargs)
+    params = nn_checks.parameters_of(neuron, Value, what, layout)
+    for bias in (0.4, -0.3):  # non-trivial parameters: a wrong rule cannot hide behind b = 0
+        for p in params[:-1]:
+            p.data = rng.uniform(-1.5, 1.5)
+        params[-1].data = bias
+        for x in ([0.0] * nin, [rng.uniform(-2, 2) for _ in range(nin)], [rng.uniform(-2, 2) for _ in range(nin)]):
+            nn_checks.check_forward(neuron, params, layout, x, relu, f"{what} at x = {[round(v, 3) for v in x]}")
+            nn_checks.check_forward(neuron, params, layout, [Value(v) for v in x], relu,
+                                    f"{what} called on a list of Values")
+        nn_checks.check_gradients(neuron, params, layout, Value, [rng.uniform(-2, 2) for _ in range(nin)], relu,
+                                  what, seed)
+
+
+nn_checks.require_value(Value, "Neuron")
+_check_neuron(3, 1)
+_check_neuron(3, 2, nonlin=False)
+_check_neuron(1, 3)
+print("Neuron computes relu(w . x + b) (or w . x + b), and gradients flow to w, b and x.")
+### BEGIN HIDDEN TESTS
+for _seed, _nin in enumerate((2, 4, 7)):
+    _check_neuron(_nin, 10 + _seed)
+    _check_neuron(_nin, 20 + _seed, nonlin=False)
+    _check_neuron(_nin, 30 + _seed, nonlin=True)
+### END HIDDEN TESTS
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "Layer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+class Layer:
+    """nout neurons on the same inputs: [n(x) for each neuron], or the single output when nout == 1."""
+
+    def __init__(self, nin, nout, **kwargs):
+        ### BEGIN SOLUTION
+        self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
+        ### END SOLUTION
+
+    def __call__(self, x):
+        ### BEGIN SOLUTION
+        outs = [n(x) for n in self.neurons]
+        return outs[0] if len(outs) == 1 else outs
+        ### END SOLUTION
+
+    def parameters(self):
+        ### BEGIN SOLUTION
+        return [p for n in self.neurons for p in n.parameters()]
+        ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Layer", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Layer: nout neurons in parameters() order, keyword arguments passed to Neuron, a list out (a single Value
+# when nout == 1), gradients against torch (float64). It is built from your Neuron, checked first.
+def _check_layer(nin, nout, seed, **kwargs):
+    what = f"Layer({nin}, {nout}{''.join(f', {k}={v}' for k, v in kwargs.items())})"
+    relu = kwargs.get("nonlin", True)
+    rng = random.Random(seed)
+    layout = nn_checks.Layout(nin, (nout,))
+    layer = checks.call(Layer, nin, nout, **kwargs)
+    params = nn_checks.check_structure(layer, Value, layout, what)
+    for k, p in enumerate(params):
+        p.data = rng.uniform(-0.5, 0.5) if k in layout.bias_positions() else rng.uniform(-1.5, 1.5)
+    for x in ([rng.uniform(-2, 2) for _ in range(nin)] for _ in range(3)):
+        nn_checks.check_forward(layer, params, layout, x, relu, f"{what} at x = {[round(v, 3) for v in x]}",
+                                hint="; Layer passes its keyword arguments on to each Neuron")
+    nn_checks.check_gradients(layer, params, layout, Value, [rng.uniform(-2, 2) for _ in range(nin)], relu, what, seed)
+
+
+nn_checks.require_value(Value, "Layer")
+nn_checks.require_part(lambda: nn_checks.quick_check(Neuron, Value, 2, ()), "Layer", "Neuron")
+_check_layer(3, 4, 1)
+_check_layer(3, 2, 2, nonlin=False)
+_check_layer(2, 1, 3)
+print("Layer lists its neurons' outputs (one Value when nout == 1) and their parameters in order.")
+### BEGIN HIDDEN TESTS
+_check_layer(1, 3, 11)
+_check_layer(4, 1, 12, nonlin=False)
+_check_layer(5, 6, 13)
+_check_layer(2, 5, 14, nonlin=True)
+### END HIDDEN TESTS
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "MLP", "locked": false, "schema_version": 3, "solution": true, "task": false}
+class MLP:
+    """Layers of widths nouts chained on nin inputs: relu after each layer except the last (linear)."""
+
+    def __init__(self, nin, nouts):
+        ### BEGIN SOLUTION
+        sizes = [nin] + list(nouts)
+        self.layers = [Layer(sizes[i], sizes[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))]
+        ### END SOLUTION
+
+    def __call__(self, x):
+        ### BEGIN SOLUTION
+        for layer in self.layers:
+            x = layer(x)
+        return x
+        ### END SOLUTION
+
+    def parameters(self):
+        ### BEGIN SOLUTION
+        return [p for layer in self.layers for p in layer.parameters()]
+        ### END SOLUTION
+
+    def zero_grad(self):
+        """Every parameter's grad back to 0."""
+        ### BEGIN SOLUTION
+        for p in self.parameters():
+            p.grad = 0.0
+        ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_MLP", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# MLP: parameters layer by layer, relu on every layer but the last (linear), a single Value out when the last width is 1.
+# It is built from your Layer, checked first.
+def _check_mlp(nin, nouts, seed):
+    what = f"MLP({nin}, {nouts})"
+    rng = random.Random(seed)
+    layout = nn_checks.Layout(nin, tuple(nouts))
+    mlp = checks.call(MLP, nin, list(nouts))
+    params = nn_checks.check_structure(mlp, Value, layout, what)
+    for k, p in enumerate(params):
+        p.data = rng.uniform(-0.5, 0.5) if k in layout.bias_positions() else rng.uniform(-1.2, 1.2)
+    for x in ([rng.uniform(-2, 2) for _ in range(nin)] for _ in range(4)):
+        nn_checks.check_forward(mlp, params, layout, x, False, f"{what} at x = {[round(v, 3) for v in x]}")
+    return mlp, params, layout
+
+
+nn_checks.require_value(Value, "MLP")
+nn_checks.require_part(lambda: nn_checks.quick_check(Layer, Value, 2, (3,)), "MLP", "Layer")
+_check_mlp(2, [4, 4, 1], 1)
+_check_mlp(3, [5, 2], 2)
+print("MLP chains its layers, relu everywhere but on the last layer, parameters in layer order.")
+### BEGIN HIDDEN TESTS
+_check_mlp(1, [3, 1], 11)
+_check_mlp(4, [6, 5, 4, 3], 12)
+_check_mlp(2, [1], 13)
+_check_mlp(2, [16, 16, 1], 14)
+### END HIDDEN TESTS
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_MLP_gradients", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# MLP: gradients of a loss through every layer against torch (float64); zero_grad() resets every parameter of every layer.
+def _check_mlp_gradients(nin, nouts, seed):
+    what = f"MLP({nin}, {nouts})"
+    rng = random.Random(seed)
+    layout = nn_checks.Layout(nin, tuple(nouts))
+    mlp = checks.call(MLP, nin, list(nouts))
+    params = nn_checks.parameters_of(mlp, Value, what, layout)
+    for k, p in enumerate(params):
+        p.data = rng.uniform(-0.5, 0.5) if k in layout.bias_positions() else rng.uniform(-1.2, 1.2)
+    nn_checks.check_gradients(mlp, params, layout, Value, [rng.uniform(-2, 2) for _ in range(nin)], False, what, seed)
+    nn_checks.check_zero_grad(mlp, params, layout, what)
+
+
+nn_checks.require_value(Value, "MLP")
+nn_checks.require_part(lambda: nn_checks.quick_check(Layer, Value, 2, (3,)), "MLP", "Layer")
+_check_mlp_gradients(2, [4, 4, 1], 1)
+_check_mlp_gradients(3, [5, 2], 2)
+print("Gradients flow through every layer of the MLP as torch computes them, and zero_grad() resets them all.")
+### BEGIN HIDDEN TESTS
+_check_mlp_gradients(1, [3, 1], 21)
+_check_mlp_gradients(4, [6, 5, 4, 3], 22)
+_check_mlp_gradients(2, [16, 16, 1], 23)
+### END HIDDEN TESTS
+
+
+# %% [markdown]
+# ### Training on the two moons
+#
+# Two interleaved half-circles that no straight line separates, labelled $y = \pm 1$. The network is
+# `MLP(2, [16, 16, 1])`: two hidden relu layers of 16 neurons and one linear output, 337 parameters,
+# each a `Value`. Its output $s$ is a score: it predicts $+1$ where $s > 0$.
+#
+# The loss is the max-margin (hinge) loss of micrograd's demo, averaged over the $N$ points, plus a
+# small L2 penalty on the parameters:
+#
+# $$\mathcal{L} = \frac{1}{N} \sum_{i=1}^{N} \max(0,\, 1 - y_i s_i) + \alpha \sum_p p^2, \qquad \alpha = 10^{-4}.$$
+#
+# A point costs nothing once it is on the right side with a margin of at least 1, so only the points
+# near the boundary or on the wrong side push the parameters (`relu` routes their gradient, and sends
+# none from the others). Each step is the plain gradient step of lab 2, $p \leftarrow p - \eta\,\partial
+# \mathcal{L} / \partial p$, with $\eta$ going down from 1.0 to 0.1, written with `.data` and `.grad`:
+# no optimiser, no `torch`.
+#
+# **Why so few points and steps.** Every number here is a Python object, and one step over 40 points
+# builds about 27,000 `Value`s and sweeps back through them, roughly 0.1 s per step. micrograd's demo
+# uses 100 points and 100 steps; here 40 points and 15 steps keep the whole notebook under 20 s.
+# Raise `nb_points` and `nb_steps` on your own machine to see a smoother boundary.
+
+# %%
+def hinge_loss(model, xs, ys, alpha=1e-4):
+    """Mean max(0, 1 - y s) over the points plus alpha * sum p^2, and the accuracy (a float)."""
+    scores = [model(x) for x in xs]
+    margins = [(1 + -y * s).relu() for y, s in zip(ys, scores)]
+    data_loss = sum(margins) * (1.0 / len(margins))
+    penalty = alpha * sum(p * p for p in model.parameters())
+    accuracy = sum((y > 0) == (s.data > 0) for y, s in zip(ys, scores)) / len(ys)
+    return data_loss + penalty, accuracy
+
+
+def train(model, xs, ys, nb_steps, use_zero_grad=True, schedule_length=None):
+    """Plain gradient steps with a decreasing step size; returns the losses and accuracies, one per step."""
+    schedule_length = schedule_length or nb_steps
+    losses, accuracies = [], []
+    for k in range(nb_steps):
+        loss, accuracy = hinge_loss(model, xs, ys)
+        if use_zero_grad:
+            model.zero_grad()
+        loss.backward()
+        eta = 1.0 - 0.9 * k / schedule_length
+        for p in model.parameters():
+            p.data -= eta * p.grad
+        losses.append(loss.data)
+        accuracies.append(accuracy)
+    return losses, accuracies
+
+
+nb_points, nb_steps = 40, 15
+xs_moons, ys_moons = moons.load_moons(nb_points, noise=0.1, seed=1)
+layout_moons = nn_checks.Layout(2, (16, 16, 1))
+with needs("Value", "topological_order", "Neuron", "Layer", "MLP"), graphs.paused_gc():
+    random.seed(1337)
+    net = MLP(2, [16, 16, 1])
+    start_params = [p.data for p in net.parameters()]
+    start = time.perf_counter()
+    losses_moons, accuracies_moons = train(net, xs_moons, ys_moons, nb_steps)
+    seconds = time.perf_counter() - start
+    print(f"{len(start_params)} parameters; {nb_steps} steps on {nb_points} points in {seconds:.1f} s")
+    for k in [0, 4, 9, nb_steps - 1]:
+        print(f"step {k:2}  loss {losses_moons[k]:.3f}  accuracy {accuracies_moons[k]:.0%}")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
+    moons.plot_boundary(axes[0], start_params, layout_moons, xs_moons, ys_moons, title="before training")
+    moons.plot_boundary(axes[1], [p.data for p in net.parameters()], layout_moons, xs_moons, ys_moons,
+                        title=f"after {nb_steps} steps: accuracy {accuracies_moons[-1]:.0%}")
+    plt.show()
+
+# %% [markdown]
+# The boundary is drawn from your parameters' `.data`: the plane is scored by the same formula in
+# `torch`, because scoring the 22,500 points of the grid with `Value`s would take half a minute.
+#
+# ### Forgetting `zero_grad`
+#
+# Your `backward()` adds into the leaves' `grad`, like `torch`. A parameter is a leaf, so without
+# `zero_grad()` each step uses the sum of **all** the gradients computed so far, not the current
+# one. Same start (the same seed), same step sizes, but no `zero_grad()`:
+
+# %%
+with needs("Value", "topological_order", "Neuron", "Layer", "MLP"), graphs.paused_gc():
+    nb_forgetful = 8
+    random.seed(1337)
+    forgetful = MLP(2, [16, 16, 1])
+    losses_forgot, accuracies_forgot = train(forgetful, xs_moons, ys_moons, nb_forgetful, use_zero_grad=False,
+                                             schedule_length=nb_steps)
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="constrained")
+    moons.plot_losses(ax, {"zero_grad() before each backward()": losses_moons[:nb_forgetful],
+                           "zero_grad() forgotten": losses_forgot})
+    ax.set_title("the same training, with and without zero_grad", fontsize=9)
+    plt.show()
+    print(f"after {nb_forgetful} steps: loss {losses_moons[nb_forgetful - 1]:.3f} with zero_grad, "
+          f"{losses_forgot[-1]:.3f} without (accuracy {accuracies_moons[nb_forgetful - 1]:.0%} against "
+          f"{accuracies_forgot[-1]:.0%})")
+
+# %% [markdown]
+# The first two losses agree: the first step is the same in both runs, since the gradients start
+# at 0. From the second step on, the forgetful run steps
+# along a running sum of old gradients: it keeps pushing in directions that were right several
+# steps ago, overshoots, and the loss jumps up instead of going down. That is why a training loop
+# calls `zero_grad()` before every `backward()`. The same accumulation is useful on purpose when the
+# gradient of a sum of losses is wanted, as in `accumulated_gradient` (part 7).
+#
+# ### The computation-graph lecture's logistic regression, on your engine
+#
+# The computation-graph lecture (seed 004) writes logistic regression as a graph: an input
+# $x \in \mathbb{R}^D$ with label $y = +1$, weights $w$, the prediction $p = \sigma(w \cdot x)$ with
+# $\sigma(u) = 1 / (1 + e^{-u})$, and the loss
+#
+# $$L = \tfrac12 \|w\|^2 - \lambda \log \sigma(w \cdot x).$$
+#
+# It runs the sweep by hand: $\bar L = 1$, $\bar p = -\lambda / p$, $\bar u = \bar p\, \sigma(u)(1 - \sigma(u))$
+# for $u = w \cdot x$, and $\bar w = w + \bar u\, x$, so that
+# $\partial L / \partial w = w - \lambda\,(1 - \sigma(w \cdot x))\, x$.
+# Your engine builds the same graph from `+`, `*`, `exp`, `**` and `log`, and gets the same numbers:
+
+# %%
+with needs("Value", "topological_order"):
+    lam, x_lr = 2.0, [1.0, -2.0, 0.5]
+    w_lr = [Value(0.3), Value(0.8), Value(-0.5)]
+    u_lr = sum(wi * xi for wi, xi in zip(w_lr, x_lr))
+    p_lr = 1 / (1 + (-u_lr).exp())
+    loss_lr = 0.5 * sum(wi * wi for wi in w_lr) - lam * p_lr.log()
+    loss_lr.backward()
+    sig = 1 / (1 + math.exp(-u_lr.data))
+    by_hand = [wi.data - lam * (1 - sig) * xi for wi, xi in zip(w_lr, x_lr)]
+    w_t = torch.tensor([wi.data for wi in w_lr], dtype=torch.float64, requires_grad=True)
+    x_t = torch.tensor(x_lr, dtype=torch.float64)
+    (by_torch,) = torch.autograd.grad(0.5 * w_t @ w_t - lam * torch.nn.functional.logsigmoid(w_t @ x_t), w_t)
+    print(f"L = {loss_lr.data:.6f}, u = w . x = {u_lr.data:.2f}")
+    print("your engine :", [round(wi.grad, 6) for wi in w_lr])
+    print("by hand     :", [round(g, 6) for g in by_hand])
+    print("torch       :", [round(g, 6) for g in by_torch.tolist()])
+
+# %% [markdown]
+# Now let the example be far on the wrong side, $w \cdot x = -800$. Mathematically nothing special
+# happens: $-\log \sigma(u) = \log(1 + e^{-u}) \approx 800$. But the graph computes $e^{-u} = e^{800}$
+# on the way, which does not fit in a float:
+
+# %%
+with needs("Value", "topological_order"):
+    u_far = Value(-800.0)
+    try:
+        far = (1 + (-u_far).exp()).log()
+        print("log(1 + exp(800)) =", far.data)
+    except OverflowError as exc:
+        print("log(1 + exp(-u)) at u = -800 raises OverflowError:", exc)
+
+# %% [markdown]
+# The term $-\log \sigma(u)$ is the function $\log(1 + e^{v})$ at $v = -u$. Lab 5 writes it as the
+# custom `torch.autograd.Function` **`Log1pExp`**, with a forward that never overflows (for
+# $v > 0$ it computes $v + \log(1 + e^{-v})$) and a hand-written backward, $\sigma(v)$ times the
+# incoming gradient. In one node it replaces the four nodes `neg`, `exp`, `+ 1`, `log` of this
+# graph, and their four backward steps by one.
+
+
+# %% [markdown]
+# ## 5. Forward mode: dual numbers
+#
+# Reverse mode is not the only way to apply the chain rule (the computation-graph lecture mentions
+# the other one and its cost). **Forward mode** carries, beside each
 # value $u$, its derivative $u'$ with respect to one chosen input, and updates both at every
 # operation. Write a number as $u + u' \varepsilon$ with the rule $\varepsilon^2 = 0$:
 # $(u + u'\varepsilon) + (v + v'\varepsilon) = (u + v) + (u' + v')\varepsilon$, and a smooth
@@ -1006,7 +1496,7 @@ def _check_forward_mode(g, xs, what):
 
 
 _check_forward_mode(lambda x: torch.log(x[0]) + x[0] * x[1] - torch.sin(x[1]), [2.0, 5.0],
-                    "the lecture's f = ln(x1) + x1 x2 - sin(x2) at (2, 5)")
+                    "f = ln(x1) + x1 x2 - sin(x2) at (2, 5), from the reverse-mode table")
 _check_forward_mode(lambda x: (x ** 2).sum() * torch.tanh(x[0]), [0.5, -1.0, 2.0], "sum(x ** 2) * tanh(x0)")
 print("forward_mode_gradient makes one seeded pass per input and returns the gradient.")
 ### BEGIN HIDDEN TESTS
@@ -1076,10 +1566,10 @@ with needs("Value", "topological_order", "Dual", "forward_mode_gradient"):
 
 
 # %% [markdown]
-# ## 5. A tensor DAG with weight sharing
+# ## 6. A tensor DAG with weight sharing
 #
 # The same algorithm works when the nodes hold tensors: each operator then needs its Jacobians, or
-# rather products with them. The lecture's example is a small DAG:
+# rather products with them. Fleuret's lecture uses a small DAG:
 #
 # $$x^{(1)} = w^{(1)} x, \qquad x^{(2)} = x + w^{(2)} x^{(1)}, \qquad x^{(3)} = w^{(1)} \left(x^{(1)} + x^{(2)}\right), \qquad q = \|x^{(3)}\|.$$
 #
@@ -1208,7 +1698,51 @@ with needs("dag_forward", "dag_backward"):
     plt.show()
 
 # %% [markdown]
-# ## 6. `torch.autograd` at work
+# ### A graph that depends on the data
+#
+# Fleuret's lecture stresses that the autograd graph is not the network's structure: it is the trace
+# of the operations that actually ran, so it can depend on the data, and miss or repeat parts of
+# the network. His example applies the slices `w[0], w[1], ...` of one parameter tensor in a loop
+# whose length `k` is an argument. Here `k` depends on the input itself (one more step for each
+# unit of its norm, at most 3), and two inputs share the weights: `w[0]` is used by both, `w[1]`
+# only by the input that loops longer, and `w[2]` by neither of these two.
+
+# %%
+torch.manual_seed(0)
+w_loop = torch.nn.Parameter(torch.rand(3, 10, 10) / 3)
+
+
+def loop_net(x):
+    k = min(3, 1 + int(x.norm().item()))  # the number of steps depends on the input
+    for i in range(k):
+        x = torch.tanh(w_loop[i].mv(x))
+    return x, k
+
+
+u_in, v_in = torch.full((10,), 0.1), torch.full((10,), 0.45)  # norms 0.32 and 1.42
+u_out, k_u = loop_net(u_in)
+v_out, k_v = loop_net(v_in)
+q_loop = u_out.dot(v_out)
+q_loop.backward()
+print(f"the loop ran {k_u} time(s) on u and {k_v} time(s) on v")
+for i in range(3):
+    uses = (i < k_u) + (i < k_v)
+    print(f"w[{i}] is used {uses} time(s); |w.grad[{i}]| = {w_loop.grad[i].norm().item():.4f}")
+fig, ax = plt.subplots(figsize=(10, 4), layout="constrained")
+graphs.draw_torch_graph(ax, q_loop, {"w": w_loop})
+ax.set_title(f"autograd graph of q = u . v: {k_u} step(s) for u, {k_v} for v, all from the one leaf w", fontsize=10)
+plt.show()
+
+# %% [markdown]
+# The leaf `w` appears once, with one `AccumulateGrad` node. Each use of a slice is a `SelectBackward`
+# node, and the gradients of every use are added into `w.grad`: `w[0]` gets two contributions, a
+# slice used once gets one, and a slice that the data never reached gets nothing, a zero block.
+# Another input would build another graph. This is what frameworks that record the graph while the
+# code runs ("define by run") allow: ordinary Python loops and `if`s in the forward pass.
+
+
+# %% [markdown]
+# ## 7. `torch.autograd` at work
 #
 # The forward pass is ordinary code. `torch` records a graph while it runs, like your `Value`s do.
 #
@@ -1221,7 +1755,7 @@ with needs("dag_forward", "dag_backward"):
 #   `Value.backward()` does the same.
 # * `torch.autograd.grad(outputs, inputs)` returns the gradients as a tuple and touches no `.grad`.
 #
-# The lecture's first example: $\ell = \|x\|$ at $x = (1, 2, 2)$, so $\ell = 3$ and
+# Fleuret's first autograd example: $\ell = \|x\|$ at $x = (1, 2, 2)$, so $\ell = 3$ and
 # $\partial \ell / \partial x_i = x_i / \|x\|$.
 
 # %%
@@ -1238,7 +1772,7 @@ c = torch.tensor([1.0, 2.0, 2.0])
 print("a tensor built without requires_grad:", c.requires_grad, "| (c * x).requires_grad:", (c * x).requires_grad)
 
 # %% [markdown]
-# The lecture's small tanh network, and the graph autograd builds for its loss. The leaves are the
+# Fleuret's small tanh network, and the graph autograd builds for its loss. The leaves are the
 # four parameters. The input `x` and the `target` need no gradient, so they do not appear.
 
 # %%
@@ -1359,7 +1893,7 @@ with needs("accumulated_gradient"):
 #
 # `detach()` returns a tensor that shares the data but is cut from the graph: no gradient flows
 # through it. Use it to stop the gradient at some point, or to update parameters outside autograd,
-# like the lecture's hand-written step `p.detach().sub_(eta * p.grad)`.
+# like Fleuret's hand-written step `p.detach().sub_(eta * p.grad)`.
 
 # %%
 w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
@@ -1372,34 +1906,385 @@ print("after the step w =", w.data, "| still a leaf:", w.is_leaf)
 # %% [markdown]
 # An in-place operation overwrites a value that the backward pass may need. Autograd keeps a version
 # counter on every tensor and refuses to use a saved tensor that has changed since it was saved.
-# `y += 1` is harmless, because the derivative of `+` does not need `y`. In `y *= y`, the product
-# has saved `y` for its own backward pass, and then overwrites it. In-place operations on a leaf that
-# requires grad are refused at once.
+# Whether `y += 1` is harmless depends on what the operation that produced `y` saved:
+#
+# * `y = x.sin()` saves its **input** `x`, because the derivative $\cos x$ needs `x`. Changing `y`
+#   afterwards touches nothing that was saved, so `y += 1` is harmless (Fleuret's lecture shows
+#   this case).
+# * `y = x.exp()` saves its **output** `y`, because the derivative of $e^x$ is $e^x$ itself (your
+#   `Value.exp` does the same with `out.data`). Now `y += 1` changes a saved tensor, and `backward()`
+#   refuses.
+# * `y *= y` on `y = x.sin()`: the product saves both operands, which are `y`, then overwrites `y`.
+#
+# In-place operations on a leaf that requires grad are refused at once.
 
 # %%
 x = torch.tensor([1.0, 2.0, 3.0]).requires_grad_()
-y_in = x.sin()
-y_in += 1
-y_in.sum().backward()
-print("y += 1 then backward(): fine, x.grad =", x.grad)
+
+
+def sin_then_add():  # sin saved its input x, not y
+    y_in = x.sin()
+    y_in += 1
+    y_in.sum().backward()
+    return x.grad
+
+
+def exp_then_add():  # exp saved its output y, which += changes
+    y_in = x.exp()
+    y_in += 1
+    y_in.sum().backward()
+    return x.grad
 
 
 def square_in_place():
     y_sq = x.sin()
     y_sq *= y_sq  # the product saved y_sq for its backward, then overwrote it
     y_sq.sum().backward()
+    return x.grad
 
 
 def add_to_leaf():
     x.add_(1)
 
 
-for label, action in [("y *= y, then backward()", square_in_place), ("x.add_(1) on a leaf", add_to_leaf)]:
+for label, action in [("y = x.sin(); y += 1; backward()", sin_then_add),
+                      ("y = x.exp(); y += 1; backward()", exp_then_add),
+                      ("y = x.sin(); y *= y; backward()", square_in_place), ("x.add_(1) on a leaf", add_to_leaf)]:
+    x.grad = None
     try:
-        action()
-        print(label, "ran without error")
+        grad = action()
+        print(f"{label}: fine, x.grad = {grad}")
     except RuntimeError as exc:
-        print(f"{label}: RuntimeError: {str(exc).splitlines()[0][:160]}")
+        print(f"{label}: RuntimeError: {str(exc).splitlines()[0][:150]}")
+
+# %% [markdown]
+# ## 8. Bug hunt: a checker for topological orders
+#
+# Turn the grading around: write the check. `check_topological_order(candidate)` receives a function
+# with the signature of your `topological_order(root)` and returns `True` if it is a right one and
+# `False` if it is wrong. A right one, for every `root`, returns a list of every node reachable from
+# `root` through `_prev`, each exactly once, each after all of its parents, with `root` last, and
+# never recurses, so that a chain 100,000 nodes deep works.
+#
+# Build the graphs yourself. Nodes can be your `Value`s, or any small objects with a `_prev` tuple
+# (a class of three lines is enough). The candidates only walk `_prev` and compare nodes by identity.
+# Think about the graphs on which each mistake shows: a single leaf, a node used twice by one
+# operation (`a + a`), a diamond, a node used both directly and through a longer path, random graphs,
+# and one very deep chain. A candidate that raises an exception is wrong: catch it and return
+# `False`. Return a Python `bool`.
+#
+# It is graded on hidden candidates: several right ones written in different ways (explicit stack,
+# Kahn's algorithm, ...) and eight wrong ones. If your check rejects a right one, it scores 0.
+# Otherwise it earns the points in proportion to the wrong ones it rejects.
+
+# %% deletable=false nbgrader={"grade": false, "grade_id": "check_topological_order", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def check_topological_order(candidate):
+    """True if candidate(root) lists every node reachable from root once, each after its parents, root last."""
+    ### BEGIN SOLUTION
+    class Node:
+        def __init__(self, *parents):
+            self._prev = parents
+
+    def reachable(root):
+        found, todo = {id(root): root}, [root]
+        while todo:
+            for p in todo.pop()._prev:
+                if id(p) not in found:
+                    found[id(p)] = p
+                    todo.append(p)
+        return found
+
+    def is_right_on(root):
+        try:
+            order = list(candidate(root))
+        except Exception:  # a crash (RecursionError included) means the candidate is wrong
+            return False
+        nodes = reachable(root)
+        if len(order) != len(nodes) or {id(n) for n in order} != set(nodes) or order[-1] is not root:
+            return False
+        where = {id(n): i for i, n in enumerate(order)}
+        return all(where[id(p)] < where[id(n)] for n in order for p in n._prev)
+
+    def small_graphs():
+        yield Node()  # a single leaf
+        a = Node()
+        yield Node(a, a)  # a node used twice by one operation
+        x = Node()
+        yield Node(Node(x), Node(x))  # a diamond
+        x = Node()
+        yield Node(x, Node(Node(x)))  # x used directly and through a longer path
+        rng = random.Random(4)
+        for _ in range(30):
+            nodes = [Node() for _ in range(rng.randint(1, 3))]
+            for _ in range(rng.randint(1, 12)):
+                nodes.append(Node(*(rng.choice(nodes) for _ in range(rng.randint(1, 3)))))
+            yield nodes[-1]
+
+    if not all(is_right_on(root) for root in small_graphs()):
+        return False
+    deep = Node()
+    for _ in range(100_000):
+        deep = Node(deep)
+    return is_right_on(deep)
+    ### END SOLUTION
+
+
+# %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_check_topological_order", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# check_topological_order on hidden candidates (4 right, 8 wrong), each call limited to 10 s: 0 points if a right
+# candidate is not accepted, else 0.5 point per wrong candidate rejected. Partial credit: the cell's last expression
+# is the number of points earned, which nbgrader 0.9.6 records as the cell's score (nbgrader.utils.determine_grade).
+_fn, _tag = bug_hunt_lab4.planted_bugs()["leaves dropped"]
+try:
+    _verdict = bug_hunt_lab4.ask(check_topological_order, bug_hunt_lab4.Candidate("leaves dropped", _fn, False), 10.0)
+except NotImplementedError:
+    raise AssertionError("check_topological_order is not written yet: replace the NotImplementedError with your code "
+                         "(diagnosis: not_implemented)") from None
+if _verdict.answer is None:
+    raise AssertionError(f"check_topological_order {_verdict.note}; it must return True or False within 10 s "
+                         "(diagnosis: not_a_bool)")
+print(f"check_topological_order answers with a bool ({_verdict.answer} for an order that drops the leaves). "
+      "It is graded on hidden candidates.")
+### BEGIN HIDDEN TESTS
+def _right_flagged_stack(root):
+    done, out, todo = set(), [], [(root, False)]
+    while todo:
+        node, expanded = todo.pop()
+        if id(node) in done:
+            continue
+        if expanded:
+            done.add(id(node))
+            out.append(node)
+        else:
+            todo.append((node, True))
+            todo.extend((q, False) for q in node._prev if id(q) not in done)
+    return out
+
+
+def _right_kahn(root):
+    users, nodes, todo = {id(root): 0}, [root], [root]
+    while todo:
+        for q in todo.pop()._prev:
+            if id(q) not in users:
+                users[id(q)] = 0
+                nodes.append(q)
+                todo.append(q)
+            users[id(q)] += 1
+    free, backwards = [root], []
+    while free:
+        node = free.pop()
+        backwards.append(node)
+        for q in node._prev:
+            users[id(q)] -= 1
+            if users[id(q)] == 0:
+                free.append(q)
+    return backwards[::-1]
+
+
+def _right_two_pass(root):
+    # pass 1: the reachable nodes; pass 2: a post-order walk with iterators over reversed parents
+    inside, todo = {id(root)}, [root]
+    while todo:
+        for q in todo.pop()._prev:
+            if id(q) not in inside:
+                inside.add(id(q))
+                todo.append(q)
+    placed, out, walk = set(), [], [(root, reversed(root._prev))]
+    placed.add(id(root))
+    while walk:
+        node, rest = walk[-1]
+        nxt = next((q for q in rest if id(q) not in placed), None)
+        if nxt is None:
+            walk.pop()
+            out.append(node)
+        else:
+            placed.add(id(nxt))
+            walk.append((nxt, reversed(nxt._prev)))
+    assert len(out) == len(inside)
+    return out
+
+
+def _right_lazy_marks(root):
+    done, out, todo = set(), [], [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in done:
+            continue
+        waiting = [q for q in node._prev if id(q) not in done]
+        if waiting:
+            todo.append(node)
+            todo.extend(waiting)
+        else:
+            done.add(id(node))
+            out.append(node)
+    return out
+
+
+def _wrong_recursive(root):
+    out, met = [], set()
+
+    def go(node):
+        met.add(id(node))
+        for q in node._prev:
+            if id(q) not in met:
+                go(q)
+        out.append(node)
+
+    go(root)
+    return out
+
+
+def _wrong_no_seen_set(root):
+    result, pending = [], [(root, False)]
+    while pending:
+        node, expanded = pending.pop()
+        if expanded:
+            result.append(node)
+        else:
+            pending.append((node, True))
+            pending.extend((q, False) for q in node._prev)
+    return result
+
+
+def _wrong_root_first(root):
+    rest = [n for n in _right_kahn(root) if n is not root]
+    return [root] + rest
+
+
+def _wrong_repeated_parents(root):
+    # counts every use of a parent, but releases it once per distinct parent: `a + a` never frees a
+    users, todo = {}, [root]
+    seen = {id(root)}
+    while todo:
+        for q in todo.pop()._prev:
+            users[id(q)] = users.get(id(q), 0) + 1
+            if id(q) not in seen:
+                seen.add(id(q))
+                todo.append(q)
+    free, backwards = [root], []
+    while free:
+        node = free.pop()
+        backwards.append(node)
+        distinct = {id(q): q for q in node._prev}
+        for q in distinct.values():
+            users[id(q)] -= 1
+            if users[id(q)] == 0:
+                free.append(q)
+    return backwards[::-1]
+
+
+def _wrong_reversed(root):
+    return _right_flagged_stack(root)[::-1]
+
+
+def _wrong_drops_leaves(root):
+    return [n for n in _right_lazy_marks(root) if len(n._prev) > 0]
+
+
+def _wrong_levels(root):
+    level, out, met = [root], [], {id(root)}
+    while level:
+        out += level
+        nxt = []
+        for node in level:
+            for q in node._prev:
+                if id(q) not in met:
+                    met.add(id(q))
+                    nxt.append(q)
+        level = nxt
+    out.reverse()
+    return out
+
+
+def _wrong_preorder(root):
+    # appends a node as soon as it is popped, then reverses: right on trees, not on shared nodes
+    out, met, todo = [], {id(root)}, [root]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        for q in node._prev:
+            if id(q) not in met:
+                met.add(id(q))
+                todo.append(q)
+    return out[::-1]
+
+
+_C = bug_hunt_lab4.Candidate
+_candidates = [
+    _C("explicit stack with an expanded flag", _right_flagged_stack, True),
+    _C("Kahn's algorithm on the reachable nodes", _right_kahn, True),
+    _C("two passes, iterators over reversed parents", _right_two_pass, True),
+    _C("stack with lazy marks", _right_lazy_marks, True),
+    _C("recursive depth-first search", _wrong_recursive, False, "recursion"),
+    _C("no seen set: a diamond's node twice", _wrong_no_seen_set, False, "visited_twice"),
+    _C("root first", _wrong_root_first, False, "order"),
+    _C("repeated parents never released", _wrong_repeated_parents, False, "missing_nodes"),
+    _C("reversed order", _wrong_reversed, False, "order"),
+    _C("leaves dropped", _wrong_drops_leaves, False, "missing_nodes"),
+    _C("levels from the root, reversed", _wrong_levels, False, "order"),
+    _C("pre-order, reversed", _wrong_preorder, False, "order"),
+]
+with graphs.paused_gc():
+    _points = bug_hunt_lab4.score(check_topological_order, _candidates, 4, seconds=10.0)
+_points
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Your check on the four planted bugs, each named by the mistake it makes. A good check rejects
+# all four.
+
+# %%
+with needs("check_topological_order"), graphs.paused_gc():
+    planted = [bug_hunt_lab4.Candidate(name, fn, False, tag) for name, (fn, tag) in bug_hunt_lab4.planted_bugs().items()]
+    verdicts = [bug_hunt_lab4.ask(check_topological_order, c, 10.0) for c in planted]
+    print(bug_hunt_lab4.verdict_table(verdicts))
+    for v in verdicts:
+        print(f"  {v.candidate.name}: diagnosis `{v.candidate.tag}`, {checks.DIAGNOSES[v.candidate.tag]}")
+
+
+# %% [markdown]
+# ## 9. Two questions in words
+#
+# Answer each question in a few sentences in the cell below it. A person grades them.
+#
+# **Question 1.** A network's loss is one number computed from a million parameters. Explain why one
+# reverse sweep gives all million partial derivatives for about the cost of a few forward passes, while
+# forward mode (your `Dual` numbers) would need a million passes. When would forward mode be the
+# better choice? Use the measurement of part 5.
+
+# %% [markdown] deletable=false nbgrader={"grade": true, "grade_id": "answer_reverse_mode", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Forward mode carries the derivative with respect to **one** chosen input (one direction) along
+# with every value, so one pass gives one column of the Jacobian: a gradient over $n$ inputs needs $n$
+# passes, about $n$ times the cost of the function ($O(n^2)$ for the ring function of part 5, slope 2
+# on the log-log plot). Reverse mode propagates the derivative of **one output** with respect to every
+# intermediate node, from the output back to the inputs: after one forward pass (which records the
+# graph) and one backward pass, each costing a small constant times the forward computation, every
+# input's adjoint is known (slope 1). With one scalar loss and a million parameters that is a factor
+# of about a million. The price is memory: the forward values must be kept for the sweep. Forward mode
+# is the better choice when there are few inputs and many outputs (a Jacobian with few columns), or
+# for a single directional derivative (a Jacobian-vector product) without storing the graph.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Question 2.** Every `_backward` rule you wrote adds into the parents' `grad` with `+=`. Why is
+# `=` wrong? Give one example from this lab where `=` gives a wrong gradient, and say what this
+# has to do with weight sharing (`w1` in part 6) and with the `.grad` of `torch` leaves.
+
+# %% [markdown] deletable=false nbgrader={"grade": true, "grade_id": "answer_accumulate", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# By the multivariate chain rule, the adjoint of a node is the **sum** over all the nodes that use it:
+# $\bar x_i = \sum_{j : i \in \pi(j)} \bar x_j \, \partial x_j / \partial x_i$. In the push form,
+# each use sends its own term, at a different moment of the sweep, so the node must add them up;
+# `=` keeps only the last term that arrived. Examples: `a + a` gives `a.grad = 1` instead of 2 with
+# `=`; in $L = (xy + x)^2$ the adjoint of $x$ is 12 (through $m = xy$) plus $-6$ (directly), 6 in
+# total, and `=` would give one of the two; in the reverse-mode table of part 3, $\partial y / \partial x_2 = 1.716$
+# is $-0.284$ through the sine plus 2 through the product. Weight sharing is the same thing for tensors:
+# `w1` is used by two matrix products, its gradient is the sum of the two contributions, and autograd
+# adds them into `w1.grad`. Because `.backward()` adds into the leaves' `.grad` too, calling it
+# several times sums the gradients (useful for mini-batches that do not fit in memory), which is why
+# a training loop must call `zero_grad()` before each `backward()`.
+# ### END SOLUTION
+
 
 # %% [markdown]
 # ## Summary
@@ -1409,6 +2294,8 @@ for label, action in [("y *= y, then backward()", square_in_place), ("x.add_(1) 
 #   `+=`. Sharing (the same `Value` used twice, or `w1` used twice) needs no special case: the
 #   contributions add up.
 # * The order must be computed without recursion, or deep graphs break.
+# * Those few rules are enough to train a network: `Neuron`, `Layer` and `MLP` are lists of `Value`s,
+#   and a training step is a forward pass, `zero_grad()`, `backward()` and `p.data -= eta * p.grad`.
 # * Forward mode gives one directional derivative per pass. A gradient over $n$ inputs costs $n$
 #   passes, against one backward pass in reverse mode.
 # * `torch` does the same on tensors. It records `grad_fn` nodes while the forward runs, and
@@ -1416,3 +2303,35 @@ for label, action in [("y *= y, then backward()", square_in_place), ("x.add_(1) 
 #   and also how gradients over several mini-batches are summed. `autograd.grad` returns gradients
 #   without touching `.grad`, `detach` cuts the graph, and in-place changes to saved tensors are
 #   refused.
+
+# %% [markdown]
+# ## Sources and further reading
+#
+# The lectures this lab draws on (facts, formulas and examples; the text and code here are new):
+#
+# * François Fleuret, *Deep Learning #3 – MLP, backprop, autograd*, IfI Summer School 2018 on Machine
+#   Learning, June 26, 2018, <http://fleuret.org/ifi/>. The DAG $x^{(1)} = w^{(1)} x$, ... with
+#   $w^{(1)}$ used twice, weight sharing and siamese networks, `requires_grad`, leaves, accumulation,
+#   `detach`, the in-place error, the data-dependent graph.
+# * *Applied Deep Learning: Training Neural Networks* (gradient descent, the chain rule, automatic
+#   differentiation as primitives with parents, writing your own operator).
+# * *Mathematics of Data* (Volkan Cevher, EPFL), recitation "Brief intro into tensors, backpropagation,
+#   automatic differentiation & PyTorch": the reverse-mode table and the $O(k m^2)$ cost of backprop.
+# * The computation-graph lecture starting from *Neural Network View of a Linear Classifier* (figures
+#   after Fei-Fei Li, Justin Johnson and Serena Yeung's CS 231n, and after Marc'Aurelio Ranzato and
+#   Yann LeCun): gradient-flow patterns, forward mode, the logistic-regression graph.
+# * Rémy Sun, *Lecture 9: Backpropagation*, Optimization for data sciences, Université Côte d'Azur.
+#
+# Further reading:
+#
+# * Andrej Karpathy, **micrograd** (<https://github.com/karpathy/micrograd>): a scalar autograd engine
+#   (`engine.py`) and a small neural-network library (`nn.py`) whose API part 4 follows, with the
+#   two-moons demo and its max-margin loss. Its topological sort is recursive; yours is not.
+# * Andreas Griewank and Andrea Walther, *Evaluating Derivatives: Principles and Techniques of
+#   Algorithmic Differentiation*, 2nd edition, SIAM, 2008: forward and reverse mode, their costs,
+#   and the memory reverse mode needs.
+# * Atılım Güneş Baydin, Barak A. Pearlmutter, Alexey Andreyevich Radul and Jeffrey Mark Siskind,
+#   "Automatic differentiation in machine learning: a survey", *Journal of Machine Learning Research*
+#   18(153):1–43, 2018: the source of the reverse-mode table of part 3.
+# * The PyTorch documentation, "Autograd mechanics": how the graph is recorded, saved tensors and
+#   their version counters, and in-place operations.

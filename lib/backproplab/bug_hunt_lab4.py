@@ -1,0 +1,214 @@
+"""Lab 4's bug hunt: a student's ``check_topological_order(candidate)`` run on candidate orders.
+
+The student writes a check that returns ``True`` when ``candidate(root)`` is a right
+``topological_order`` (every node reachable through ``_prev`` exactly once, each after all its
+parents, the root last, and no recursion, so that a chain 100,000 deep works) and ``False`` when it
+is wrong.
+
+* :func:`planted_bugs` gives the four wrong orders the notebook shows, each named by its diagnosis
+  tag. The hidden candidates of the grade cell live in that cell, not here.
+* :func:`score` runs the check on right and wrong candidates and turns the verdicts into points,
+  the contract's rule: 0 if any right candidate is rejected, else the points in proportion to the
+  wrong candidates rejected. Each call of the check has a wall-time limit. An exception that escapes
+  the check counts as "wrong" (the contract: an exception raised by a candidate means the candidate
+  is wrong; a check that crashes on a right candidate has rejected it).
+
+Partial credit in nbgrader 0.9.6: ``nbgrader.utils.determine_grade`` gives a grade cell 0 when an
+output is an error or a stream on stderr, the number itself when an output is an ``execute_result``
+that reads as a float between 0 and the cell's points (``get_partial_grade``), and full points
+otherwise. So the grade cell ends with the expression ``bug_hunt_lab4.score(...)``, whose value is
+the points earned; :func:`score` raises instead when the score is 0 (the failure then carries its
+diagnosis), prints what the check missed, and keeps the check's warnings and stderr out of the
+cell's output (one line on stderr would score the cell 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["CheckTimeout", "Candidate", "Verdict", "ask", "score", "planted_bugs", "verdict_table"]
+
+
+class CheckTimeout(BaseException):
+    """Raised inside the check when its time is up (a BaseException: ``except Exception`` cannot hide it)."""
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float):
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def ring(signum, frame):
+        raise CheckTimeout()
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    fn: Callable
+    right: bool
+    tag: str = ""  # a wrong candidate's diagnosis tag
+
+
+@dataclass(frozen=True)
+class Verdict:
+    candidate: Candidate
+    answer: bool | None  # True accepted, False rejected, None: no usable answer (see note)
+    note: str = ""
+    seconds: float = 0.0
+
+    @property
+    def correct(self) -> bool:
+        return self.answer is self.candidate.right
+
+
+def ask(check: Callable, candidate: Candidate, seconds: float) -> Verdict:
+    """The check's verdict on one candidate, within ``seconds`` of wall time.
+
+    ``NotImplementedError`` from the check itself propagates (the exercise is not written).
+    """
+    start = time.perf_counter()
+    answer, note = None, ""
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            with _alarm(seconds):
+                result = check(candidate.fn)
+        if type(result) is bool:
+            answer = result
+        else:
+            note = f"returned {type(result).__name__} {result!r:.40}, not a Python bool"
+    except NotImplementedError:
+        raise
+    except CheckTimeout:
+        note = f"took longer than {seconds:g} s"
+    except RecursionError:
+        answer, note = False, "let the candidate's RecursionError escape (counted as rejecting it)"
+    except Exception as exc:  # noqa: BLE001 - an exception means "wrong"
+        answer, note = False, f"raised {type(exc).__name__}: {str(exc)[:100]} (counted as rejecting it)"
+    return Verdict(candidate, answer, note, time.perf_counter() - start)
+
+
+def score(check: Callable, candidates: Sequence[Candidate], points: float, *, seconds: float = 10.0,
+          name: str = "check_topological_order") -> float:
+    """Points earned by ``check``; raises (0 points, with a diagnosis) when a right candidate is not
+    accepted or no wrong one is rejected. Right candidates are asked first."""
+    verdicts = []
+    try:
+        for cand in sorted(candidates, key=lambda c: not c.right):
+            verdict = ask(check, cand, seconds)
+            verdicts.append(verdict)
+            if cand.right and verdict.answer is not True:
+                how = verdict.note or "returned False"
+                raise AssertionError(
+                    f"{name} did not accept a right topological order ({cand.name}: it {how}). A right order "
+                    "may list the nodes in any order that puts every node after its parents; compare nodes by "
+                    "identity, and return True or False (diagnosis: rejected_right)")
+    except NotImplementedError:
+        raise AssertionError(f"{name} is not written yet: replace the NotImplementedError with your code "
+                             "(diagnosis: not_implemented)") from None
+    wrong = [v for v in verdicts if not v.candidate.right]
+    if not wrong:
+        return float(points)
+    caught = [v for v in wrong if v.answer is False]
+    lines = [f"{name} accepted every right order and rejected {len(caught)} of the {len(wrong)} wrong ones."]
+    lines += [f"  missed: {v.candidate.name}{f' ({v.note})' if v.note else ''} (diagnosis: missed_bug)"
+              for v in wrong if v.answer is not False]
+    if not caught:
+        raise AssertionError("\n".join(lines) + "\nIt rejected none of the wrong orders: check each property of a "
+                             "topological order on small graphs you build (a diamond, a node used twice by one "
+                             "operation) and on a very deep chain (diagnosis: missed_bug)")
+    print("\n".join(lines))
+    return round(float(points) * len(caught) / len(wrong), 4)
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> str:
+    """One line per candidate: its name, whether it is right, what the check said."""
+    rows = [("candidate", "is", "your check says", "")]
+    for v in verdicts:
+        said = {True: "right", False: "wrong", None: "no answer"}[v.answer]
+        rows.append((v.candidate.name, "right" if v.candidate.right else "wrong", said,
+                     "ok" if v.correct else (v.note or "MISSED")))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+# --------------------------------------------------------------------------------------------
+# The four planted bugs the notebook shows (public; the grade cell hides its own candidates)
+# --------------------------------------------------------------------------------------------
+
+
+def _recursive(root):
+    """Depth-first and recursive: right on small graphs, RecursionError on deep ones."""
+    listed, out = set(), []
+
+    def visit(v):
+        if id(v) in listed:
+            return
+        listed.add(id(v))
+        for u in v._prev:
+            visit(u)
+        out.append(v)
+
+    visit(root)
+    return out
+
+
+def _no_memory(root):
+    """Post-order without remembering what is listed: a node reached along two paths appears twice."""
+    out, todo = [], [(root, False)]
+    while todo:
+        v, parents_done = todo.pop()
+        if parents_done:
+            out.append(v)
+        else:
+            todo.append((v, True))
+            todo.extend((u, False) for u in v._prev)
+    return out
+
+
+def _breadth_first(root):
+    """Breadth-first from the root, reversed: looks plausible, but a node reached early along a short
+    path can be listed before a parent that is reached later along a longer one."""
+    out, known, frontier = [], {id(root)}, [root]
+    while frontier:
+        out.extend(frontier)
+        following = []
+        for v in frontier:
+            for u in v._prev:
+                if id(u) not in known:
+                    known.add(id(u))
+                    following.append(u)
+        frontier = following
+    return out[::-1]
+
+
+def _without_leaves(root):
+    """Lists only the nodes computed from parents: the leaves (inputs, parameters) are dropped."""
+    return [v for v in _recursive(root) if v._prev]
+
+
+def planted_bugs() -> dict[str, tuple[Callable, str]]:
+    """Name -> (wrong topological_order, its diagnosis tag)."""
+    return {
+        "recursive depth-first search": (_recursive, "recursion"),
+        "no record of listed nodes": (_no_memory, "visited_twice"),
+        "breadth-first, reversed": (_breadth_first, "order"),
+        "leaves dropped": (_without_leaves, "missing_nodes"),
+    }

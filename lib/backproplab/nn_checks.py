@@ -1,0 +1,324 @@
+"""Lab 4, "the engine learns": the checks behind the grade cells of ``Neuron``, ``Layer`` and ``MLP``.
+
+The exercises are micrograd's ``nn`` API written on the student's own ``Value``. The checks read only
+what the contract makes public: ``w``, ``b``, ``parameters()``, ``__call__`` and ``MLP.zero_grad()``.
+Expected outputs and gradients are computed here, in float64 with ``torch``, from the parameters'
+``.data`` laid out in the contract's order (layer by layer, each neuron's ``w`` then its ``b``); they
+are never read from the student's classes.
+
+The classes necessarily run on the student's ``Value``. So every check first makes sure that the
+few operations it builds on (``+``, ``*``, ``relu``, the reflected forms, ``backward``) work, and
+says so in words when they do not: the points are then lost to a broken ``Value``, which the
+``Value`` cells grade on their own, and the message sends the student there.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import checks
+
+__all__ = ["Layout", "value_problem", "require_value", "require_part", "parameters_of", "check_structure", "check_init", "check_random_module",
+           "check_forward", "check_gradients", "check_zero_grad", "torch_forward"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter sits in ``parameters()``: ``nin`` inputs, then layers of widths ``sizes``."""
+
+    nin: int
+    sizes: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        fan_in, total = self.nin, 0
+        for nout in self.sizes:
+            total += nout * (fan_in + 1)
+            fan_in = nout
+        return total
+
+    def bias_positions(self) -> list[int]:
+        fan_in, k, out = self.nin, 0, []
+        for nout in self.sizes:
+            for _ in range(nout):
+                out.append(k + fan_in)
+                k += fan_in + 1
+            fan_in = nout
+        return out
+
+    def layer_of(self, position: int) -> int:
+        fan_in, k = self.nin, 0
+        for i, nout in enumerate(self.sizes):
+            k += nout * (fan_in + 1)
+            if position < k:
+                return i
+            fan_in = nout
+        raise IndexError(position)
+
+
+def torch_forward(theta: torch.Tensor, x: torch.Tensor, layout: Layout, relu_last: bool) -> torch.Tensor:
+    """The network's outputs ``(sizes[-1],)`` from the flat parameter vector ``theta`` (float64)."""
+    h, k, fan_in = x, 0, layout.nin
+    for i, nout in enumerate(layout.sizes):
+        block = theta[k:k + nout * (fan_in + 1)].view(nout, fan_in + 1)  # each row: w, then b
+        h = block[:, :fan_in] @ h + block[:, fan_in]  # (nout,)
+        if i < len(layout.sizes) - 1 or relu_last:
+            h = torch.relu(h)
+        k += nout * (fan_in + 1)
+        fan_in = nout
+    return h
+
+
+# --------------------------------------------------------------------------------------------
+# The student's Value, as far as these checks need it
+# --------------------------------------------------------------------------------------------
+
+
+def value_problem(Value) -> str | None:
+    """None when ``+``, ``*``, ``relu``, ``number + Value``, ``number * Value`` and ``backward()`` work."""
+    try:
+        a, b, c = Value(2.0), Value(-3.0), Value(0.5)
+        y = (a * b + c).relu() + (a * c + 1.0).relu() + 0.0 + 2.0 * b  # relu(-5.5) + relu(2.0) + 2 b
+        if not math.isclose(float(y.data), -4.0, abs_tol=1e-12):
+            return f"(a * b + c).relu() + (a * c + 1).relu() + 2 * b gives {y.data!r} at a=2, b=-3, c=0.5, not -4.0"
+        y.backward()
+        got = [float(a.grad), float(b.grad), float(c.grad)]
+        if not all(math.isclose(g, w, abs_tol=1e-12) for g, w in zip(got, [0.5, 2.0, 2.0])):
+            return f"its gradients are {got}, expected [0.5, 2.0, 2.0] (a * b and a * c, relu, + and backward())"
+    except NotImplementedError:
+        return "part of it still raises NotImplementedError"
+    except Exception as exc:  # noqa: BLE001 - any failure is reported in words
+        return f"a small expression with +, * and relu raised {type(exc).__name__}: {exc}"
+    return None
+
+
+def require_value(Value, what: str) -> None:
+    problem = value_problem(Value)
+    if problem is not None:
+        raise AssertionError(
+            f"{what} runs on your Value, and your Value is not right yet: {problem}. These checks can only "
+            "pass once `+`, `*`, `relu`, the reflected forms and `backward()` work; fix the Value cells "
+            "first (they are graded on their own) (diagnosis: value_broken)")
+
+
+def require_part(check, what: str, part: str) -> None:
+    """Run ``check()`` (a quick check of a class this one is built from); name ``part`` if it fails."""
+    try:
+        check()
+    except AssertionError as exc:
+        first = re.sub(r"\s*\(diagnosis: \w+\)", "", str(exc).splitlines()[0])
+        raise AssertionError(f"{what} is built from your {part}, which is not right yet ({first}). Fix {part} "
+                             f"first: it is graded on its own (diagnosis: part_broken)") from None
+
+
+def check_structure(obj, Value, layout: Layout, what: str) -> list:
+    """The parameters of a freshly built object: count, types, start values; returns them."""
+    params = parameters_of(obj, Value, what, layout)
+    check_init(params, layout, what)
+    return params
+
+
+def parameters_of(obj, Value, what: str, layout: Layout) -> list:
+    """``obj.parameters()`` checked: a list of ``layout.count`` distinct ``Value``s."""
+    params = checks.call(obj.parameters)
+    if not isinstance(params, (list, tuple)):
+        raise AssertionError(f"{what}.parameters() must return a list of Values, got {type(params).__name__} "
+                             "(diagnosis: wrong_return)")
+    params = list(params)
+    if len(params) != layout.count:
+        missing = layout.count - len(params)
+        hint = ""
+        if missing == len(layout.bias_positions()):
+            hint = ": exactly one per neuron is missing; is each neuron's bias b in its parameters()?"
+            tag = "bias_not_in_parameters"
+        else:
+            tag = "parameter_count"
+        raise AssertionError(f"{what}.parameters() has {len(params)} entries, expected {layout.count} (each neuron "
+                             f"has one weight per input and one bias){hint} (diagnosis: {tag})")
+    wrong = [i for i, p in enumerate(params) if not isinstance(p, Value)]
+    if wrong:
+        raise AssertionError(f"{what}.parameters()[{wrong[0]}] is a {type(params[wrong[0]]).__name__}, expected one "
+                             "of your Values (diagnosis: wrong_return)")
+    if len({id(p) for p in params}) != len(params):
+        raise AssertionError(f"{what}.parameters() lists the same Value twice; each weight and bias is its own Value "
+                             "(diagnosis: parameter_count)")
+    return params
+
+
+def check_init(params: Sequence, layout: Layout, what: str) -> None:
+    """Weights in [-1, 1], biases exactly 0."""
+    biases = set(layout.bias_positions())
+    nonzero = [i for i in biases if params[i].data != 0.0]
+    if nonzero:
+        raise AssertionError(f"{what}: a bias starts at {params[nonzero[0]].data!r}; biases start at 0, and in "
+                             "parameters() each neuron's bias comes after its weights (diagnosis: bias_init)")
+    outside = [p.data for i, p in enumerate(params) if i not in biases and not -1.0 <= p.data <= 1.0]
+    if outside:
+        raise AssertionError(f"{what}: a weight starts at {outside[0]!r}, outside [-1, 1]; draw each weight "
+                             "uniformly from [-1, 1] (diagnosis: init_range)")
+
+
+def check_random_module(build, what: str) -> None:
+    """Weights drawn from ``random``: the same seed gives the same weights whatever torch's state is,
+    another seed gives other weights, and many draws spread over [-1, 1] around 0.
+
+    ``build()`` returns the weights (floats) of a freshly built object. The caller's ``random`` state
+    is restored afterwards, so the notebook's own draws are not disturbed.
+    """
+    state, torch_state = random.getstate(), torch.get_rng_state()
+    try:
+        random.seed(4120)
+        torch.manual_seed(1)
+        first = build()
+        random.seed(4120)
+        torch.manual_seed(2)
+        again = build()
+        random.seed(4121)
+        other = build()
+        spread = []
+        random.seed(4122)
+        while len(spread) < 400:
+            spread += build()
+    finally:
+        random.setstate(state)
+        torch.set_rng_state(torch_state)
+    if first != again:
+        raise AssertionError(f"{what}: after random.seed(4120) twice, the initial weights differ; draw them from "
+                             "Python's `random` module (random.uniform(-1, 1)), not from torch or numpy "
+                             "(diagnosis: not_random_module)")
+    if first == other:
+        raise AssertionError(f"{what}: random.seed(4120) and random.seed(4121) give the same weights; draw each "
+                             "weight at random (diagnosis: not_random_module)")
+    n = len(spread)
+    mean = sum(spread) / n
+    negative = sum(v < 0 for v in spread) / n
+    if min(spread) > -0.9 or max(spread) < 0.9 or abs(mean) > 0.15 or not 0.35 < negative < 0.65:
+        raise AssertionError(f"{what}: {n} initial weights range over [{min(spread):.2f}, {max(spread):.2f}] with "
+                             f"mean {mean:.2f}; they should be uniform on [-1, 1] (diagnosis: init_range)")
+
+
+# --------------------------------------------------------------------------------------------
+# Forward and gradients against torch, from the parameters' data
+# --------------------------------------------------------------------------------------------
+
+
+def _as_list(out, nout: int, what: str) -> list:
+    """The outputs as a list: a single Value when ``nout == 1``, a list of ``nout`` otherwise."""
+    if nout == 1:
+        if isinstance(out, (list, tuple)):
+            raise AssertionError(f"{what} returned a list of {len(out)} for a single output; when there is one "
+                                 "output, return that Value itself, not a list (diagnosis: single_output)")
+        return [out]
+    if not isinstance(out, (list, tuple)) or len(out) != nout:
+        got = f"a list of {len(out)}" if isinstance(out, (list, tuple)) else type(out).__name__
+        raise AssertionError(f"{what} returned {got}, expected a list of {nout} Values (diagnosis: wrong_return)")
+    return list(out)
+
+
+def _theta(params: Sequence) -> torch.Tensor:
+    return torch.tensor([float(p.data) for p in params], dtype=torch.float64)
+
+
+def check_forward(model, params: Sequence, layout: Layout, x: Sequence, relu_last: bool, what: str,
+                  hint: str = "") -> list:
+    """``model(x)`` against the outputs computed from the parameters' data; returns the outputs."""
+    try:
+        out = model(x)
+    except NotImplementedError as exc:
+        raise AssertionError(f"{what}: __call__ is not written yet (diagnosis: not_implemented)") from exc
+    except Exception as exc:
+        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc} (diagnosis: crash)") from exc
+    outs = _as_list(out, layout.sizes[-1], what)
+    got = [float(getattr(o, "data", math.nan)) for o in outs]
+    xs = torch.tensor([float(getattr(v, "data", v)) for v in x], dtype=torch.float64)
+    want = torch_forward(_theta(params), xs, layout, relu_last).tolist()
+    if all(math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12) for g, w in zip(got, want)):
+        return outs
+    other = torch_forward(_theta(params), xs, layout, not relu_last).tolist()
+    close_other = all(math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12) for g, w in zip(got, other))
+    shown = f"got {[round(g, 6) for g in got]}, expected {[round(w, 6) for w in want]}"
+    if close_other and relu_last:
+        raise AssertionError(f"{what}: {shown}: the last step lacks relu (diagnosis: missing_relu)")
+    if close_other and len(layout.sizes) > 1:
+        raise AssertionError(f"{what}: {shown}: relu is applied to the last layer too; the last layer of an MLP is "
+                             "linear (nonlin=False), so that scores can be negative (diagnosis: relu_last_layer)")
+    if close_other:
+        raise AssertionError(f"{what}: {shown}: relu is applied although nonlin=False asks for the affine value"
+                             f"{hint} (diagnosis: nonlin_ignored)")
+    no_bias = list(params)
+    theta = _theta(no_bias)
+    theta[layout.bias_positions()] = 0.0
+    if all(math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12)
+           for g, w in zip(got, torch_forward(theta, xs, layout, relu_last).tolist())):
+        raise AssertionError(f"{what}: {shown}: the bias b is not added (diagnosis: bias_ignored)")
+    raise AssertionError(f"{what}: {shown}. The expected values are computed from parameters() read in order, layer "
+                         "by layer, each neuron's weights w then its bias b (diagnosis: forward)")
+
+
+def check_gradients(model, params: Sequence, layout: Layout, Value, x: Sequence[float], relu_last: bool,
+                    what: str, seed: int) -> None:
+    """Gradients of ``sum_k c_k o_k^2`` (and of the inputs, given as Values) against torch, float64."""
+    rng = random.Random(seed)
+    coef = [rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5) for _ in range(layout.sizes[-1])]
+    xv = [Value(float(v)) for v in x]
+    outs = _as_list(model(xv), layout.sizes[-1], what)
+    for p in params:
+        p.grad = 0.0
+    loss = outs[0] * outs[0] * coef[0]
+    for o, c in zip(outs[1:], coef[1:]):
+        loss = loss + o * o * c
+    loss.backward()
+
+    theta = _theta(params).requires_grad_()
+    xt = torch.tensor([float(v) for v in x], dtype=torch.float64, requires_grad=True)
+    o = torch_forward(theta, xt, layout, relu_last)
+    ref = (torch.tensor(coef, dtype=torch.float64) * o * o).sum()
+    g_theta, g_x = torch.autograd.grad(ref, (theta, xt))
+    got = [float(p.grad) for p in params]
+    bad = [i for i, (g, w) in enumerate(zip(got, g_theta.tolist())) if not math.isclose(g, w, rel_tol=1e-8, abs_tol=1e-10)]
+    if bad:
+        i = bad[0]
+        raise AssertionError(f"{what}: after loss.backward() with loss = sum_k c_k * out_k ** 2, parameters()[{i}] "
+                             f"(layer {layout.layer_of(i)}) has grad {got[i]:.8g}, torch says {g_theta[i].item():.8g}; "
+                             f"{len(bad)} of {len(got)} parameters differ (diagnosis: values)")
+    gx = [float(v.grad) for v in xv]
+    bad = [i for i, (g, w) in enumerate(zip(gx, g_x.tolist())) if not math.isclose(g, w, rel_tol=1e-8, abs_tol=1e-10)]
+    if bad:
+        raise AssertionError(f"{what}: the input x[{bad[0]}], given as a Value, has grad {gx[bad[0]]:.8g}, torch says "
+                             f"{g_x[bad[0]].item():.8g}: inputs given as Values must receive gradients too "
+                             "(diagnosis: values)")
+
+
+def check_zero_grad(model, params: Sequence, layout: Layout, what: str) -> None:
+    """``zero_grad()`` sets every parameter's grad to 0."""
+    for k, p in enumerate(params):
+        p.grad = 1.0 + 0.5 * (k % 3)
+    checks.call(model.zero_grad)
+    left = [k for k, p in enumerate(params) if p.grad != 0]
+    if left:
+        layers = sorted({layout.layer_of(k) for k in left})
+        raise AssertionError(f"{what}: after zero_grad(), {len(left)} of {len(params)} parameters still hold a "
+                             f"gradient (in layer(s) {layers}); every parameter of every layer must be reset to 0 "
+                             "(diagnosis: zero_grad_incomplete)")
+
+
+def quick_check(cls, Value, nin: int, sizes: tuple[int, ...]) -> None:
+    """A short check of ``Neuron`` (``sizes == ()``) or ``Layer`` (``sizes == (nout,)``): structure and
+    one forward pass with relu and without. Used by the next class's cells to name a broken part."""
+    rng = random.Random(4123)
+    for nonlin, args in [(True, (nin, *sizes)), (False, (nin, *sizes)), (True, (nin, 1)[:len(sizes) + 1])]:
+        layout = Layout(nin, tuple(args[1:]) or (1,))
+        what = f"{cls.__name__}{args}" if nonlin else f"{cls.__name__}{args} with nonlin=False"
+        obj = checks.call(cls, *args, nonlin=nonlin)
+        params = check_structure(obj, Value, layout, what)
+        biases = set(layout.bias_positions())
+        for k, p in enumerate(params):
+            p.data = -0.5 if k in biases else rng.uniform(-1.0, 1.0)  # at x = 0, relu and affine differ
+        for x in ([0.0] * nin, [rng.uniform(-2, 2) for _ in range(nin)]):
+            check_forward(obj, params, layout, x, nonlin, what)
