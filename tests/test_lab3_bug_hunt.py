@@ -28,13 +28,15 @@ AID = "lab3_mlp_backprop"
 POINTS = 4.0
 
 
-def score_cell(check_source: str | None = None, public_only: bool = False, extra: dict[str, str] | None = None):
+def score_cell(check_source: str | None = None, public_only: bool = False, extra: dict[str, str] | None = None,
+               namespace: dict | None = None):
     """(score, stdout, error message) of test_check_backward, scored as nbgrader scores it."""
     setup, solutions, grades = lab_cells(AID)
     replace = dict(extra or {})
     if check_source is not None:
         replace["check_backward"] = check_source
-    ns: dict = {"__name__": "__main__"}
+    ns: dict = namespace if namespace is not None else {}
+    ns["__name__"] = "__main__"
     out = io.StringIO()
     source = grades["test_check_backward"]
     if public_only:
@@ -93,6 +95,16 @@ ALWAYS = "def check_backward(candidate):\n    return {}\n"
 def test_a_check_that_always_says_right_scores_0():
     score, _, err = score_cell(ALWAYS.format("True"))
     assert score == 0.0 and "(diagnosis: missed_bug)" in err
+
+
+def test_the_cell_runs_the_number_of_candidates_its_comment_states():
+    ns: dict = {}
+    score, _, err = score_cell("SEEN = []\ndef check_backward(candidate):\n    SEEN.append(candidate)\n    return True\n",
+                               namespace=ns)
+    verdicts = ns["_hunt"].verdicts
+    assert len(ns["SEEN"]) == len(verdicts) == 17
+    assert sum(v.right for v in verdicts) == 6 and sum(not v.right for v in verdicts) == 11
+    assert "6 right and 11 wrong" in lab_cells(AID)[2]["test_check_backward"]
 
 
 def test_a_check_that_always_says_wrong_scores_0():

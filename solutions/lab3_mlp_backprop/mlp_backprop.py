@@ -1570,9 +1570,10 @@ def check_backward(candidate):
 
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_check_backward", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-# check_backward: run on right and wrong candidate backward functions, at most 2 s per call. Scored with
-# nbgrader's partial credit (the number this cell shows last is its score): 0 if a right candidate is
-# rejected (the cell fails), else 4 points times the share of wrong candidates rejected.
+# check_backward: run on 6 right and 11 wrong candidate backward functions (1 right and the 4 planted bugs are
+# public, the others hidden), at most 2 s per call of your check. Scored with nbgrader's partial credit: the
+# number this cell shows last is its score. 0 if a right candidate is rejected (the cell fails), else 4 points
+# times the share of the wrong candidates rejected (here, without the hidden ones: of the 4 planted bugs).
 _hunt = bh3.BugHunt(check_backward, points=4, seconds=2.0, namespace=globals())
 _hunt.right("torch.autograd on the rebuilt network", bh3.autograd_backward)
 for _name, (_candidate, _tag) in bh3.planted_bugs().items():
