@@ -367,7 +367,7 @@ def test_prediction_is_compared_only_in_the_hidden_part():
     assert run_all_for(AID, "predicted_updates", "predicted_updates = 3\n", public_only=True)["test_predicted_updates"]
 
 
-@pytest.mark.parametrize("value", ["'one'", "1.5", "True", "None"])
+@pytest.mark.parametrize("value", ["'one'", "1.5", "True", "None", "float('inf')", "float('nan')", "[1]"])
 def test_prediction_that_is_not_a_whole_number_is_named(value):
     assert_fails("predicted_updates", f"predicted_updates = {value}\n", "whole number", "diagnosis: prediction",
                  public_only=True)

@@ -415,7 +415,7 @@ try:
 except NameError:
     raise AssertionError("predicted_updates is not set yet: write your prediction in the cell above and run it "
                          "(diagnosis: not_implemented)") from None
-if isinstance(_guess, bool) or not isinstance(_guess, (int, float)) or _guess != _guess or float(_guess) != int(_guess):
+if isinstance(_guess, bool) or not isinstance(_guess, (int, float)) or not float(_guess).is_integer():
     raise AssertionError(f"predicted_updates should be a whole number of updates, got {_guess!r} (diagnosis: prediction)")
 ### BEGIN HIDDEN TESTS
 _points = [(0.0, 1.0), (-2.0, 2.0), (2.0, 0.0), (2.0, 2.0)]
