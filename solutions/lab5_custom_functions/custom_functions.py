@@ -144,7 +144,8 @@ print("float64:", torch.autograd.gradcheck(Exp.apply, (x_check.double().requires
 # ### BEGIN SOLUTION
 # gradcheck compares the Jacobian the backward gives with central differences $(f(x + \varepsilon) - f(x - \varepsilon)) / 2\varepsilon$, $\varepsilon = 10^{-6}$. Each value of $f$ is rounded to the dtype's precision, an error of about $u |f|$ with $u$ the machine epsilon, and dividing the difference by $2\varepsilon$ turns it into an error of about $u |f| / \varepsilon$ on the derivative; the truncation error of the central difference is only about $\varepsilon^2 |f^{(3)}|$. In float32, $u \approx 1.2 \times 10^{-7}$, so the rounding part is about $0.1 |f|$: errors of several percent, far above gradcheck's tolerances (atol $10^{-5}$, rtol $10^{-3}$), although the backward is exact. In float64, $u \approx 2.2 \times 10^{-16}$ and the error is about $10^{-10}$. A larger step trades rounding for truncation: the best $\varepsilon$ is near $u^{1/3}$, about $5 \times 10^{-3}$ in float32, where the error is still around $u^{2/3} \approx 2.5 \times 10^{-5}$ times the size of $f$ and its derivatives, above the tolerances, and a step that large can also cross a kink (ReLU at 0). So the check runs in float64, and the backward it validates is then used in float32.
 # ### END SOLUTION
-#
+
+# %% [markdown]
 # ## 3. `Log1pExp`: the *Training Neural Networks* lecture's operator
 #
 # The *Training Neural Networks* lecture writes its own operator for $y = \log(1 + e^{x})$ (the *softplus*), whose derivative is
