@@ -1346,8 +1346,10 @@ if _guess != _truth:
 
 # %% [markdown]
 # The experiment: per-layer gradient norms for four initialisations, with your `deep_forward`,
-# `deep_backward`, `layer_grad_norms` and `xavier_init`. The left plot shows the weight gradients; the right
-# one the bias gradients, which are $\partial L/\partial U_l$ summed over the batch: the backward signal alone.
+# `deep_backward`, `layer_grad_norms` and `xavier_init`. The left plot shows the weight gradients; the middle
+# one the bias gradients, which are $\partial L/\partial U_l$ summed over the batch: the backward signal alone;
+# the right one the forward signal, the standard deviation of each layer's activations, where the variance
+# argument's factor $n_{in}\sigma^2$ (printed above the plots) can be seen at work.
 
 # %%
 DEPTH, WIDTH, BATCH = 20, 64, 32
@@ -1373,9 +1375,13 @@ with needs("deep_forward", "deep_backward", "layer_grad_norms", "xavier_init"):
         bias_norms[label] = layer_grad_norms([d.reshape(-1, 1) for d in db])
         acts[label] = gf.activations(weights, biases, A0_flow)
     tanh_weight_norms, tanh_bias_norms, tanh_activations = weight_norms, bias_norms, acts  # all four, or none
-    fig, axes = plots.new_figure(1, 2, size=(4.4, 3.4))
+    fig, axes = plots.new_figure(1, 3, size=(3.6, 3.4))
     gf.plot_per_layer(axes[0][0], tanh_weight_norms, ylabel="norm of dL/dW_l", title="tanh: weight gradients")
     gf.plot_per_layer(axes[0][1], tanh_bias_norms, ylabel="norm of dL/db_l", title="tanh: bias gradients")
+    gf.plot_per_layer(axes[0][2], {k: [float(a.std()) for a in v] for k, v in tanh_activations.items()},
+                      ylabel="standard deviation of A_l", title="tanh: forward signal")
+    print("n_in * sigma^2 of the first layer's weights:",
+          ", ".join(f"{k}: {WIDTH * float(flow_weights(s)[0][0].var()):.2f}" for k, s in SCALES.items()))
     print("first layer / last layer, weight gradients:",
           ", ".join(f"{k}: {v[0] / v[-1]:.3g}" for k, v in tanh_weight_norms.items()))
     display(bt.show(fig))
@@ -1402,8 +1408,11 @@ with needs("predicted_gradient_profile", "deep_forward", "deep_backward", "layer
 #   units are saturated (their $1 - A^2$ is almost 0, see the histograms below), but the few that are not
 #   pass a gradient multiplied by weights of size 2 on 64 inputs: it explodes, and a step size that suits
 #   the last layer would throw the first one far away.
-# * Xavier: $n_{in}\sigma^2 = 1$, the signal keeps its size in both directions and every layer gets a
-#   gradient of the same order, neither tiny nor huge.
+# * Xavier: $n_{in}\sigma^2 = 1$. In the linear regime the signal would keep its size; tanh's slope, below 1
+#   away from 0, still lets it shrink slowly (right plot: a factor of about 4 over 20 layers, against 100 at
+#   0.1), and every layer gets a weight gradient of the same order, neither tiny nor huge.
+# * The forward signal (right plot) tells the same story from the other side: at `0.3 * randn` and
+#   `2.0 * randn` the activations' spread is stuck near its maximum, the units are pushed to $\pm 1$.
 
 # %% [markdown]
 # ### Sigmoid and ReLU
