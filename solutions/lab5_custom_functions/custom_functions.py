@@ -659,12 +659,12 @@ with needs("LinearFunction"):
 # Use only public facts: small inputs you build yourself, `torch.autograd` on the built-in `F.linear` (float64) as the oracle, `torch.autograd.gradcheck` if you like. What a right candidate must do:
 #
 # * `candidate.apply(x, W, b)` equals `F.linear(x, W, b)`, and so do `candidate.apply(x, W, None)` and `candidate.apply(x, W)` (`b` left out);
-# * the gradients autograd gets through it equal those through `F.linear`, for every input that requires one, for several shapes, including a batch of more than one row;
+# * the gradients autograd gets through it equal those through `F.linear`, for every input that requires one (also when `x` is data and needs none), for several shapes, including a batch of more than one row;
 # * `grad_output` is the same after the backward as before (autograd hands the caller's tensor to `backward`).
 #
 # Two things a right candidate may do that your check must accept: skip the `ctx.needs_input_grad` test (autograd throws away a gradient nobody asked for, so nothing you can observe changes), and compute in any order or style (`x.mm(W.t())`, `torch.addmm`, `einsum`). An exception raised by a candidate means it is wrong: catch it and return `False`.
 #
-# **How it is graded.** Your check runs on hidden candidates, some right and some wrong, each with a time limit of 2 s (a thorough check on small inputs takes a few hundredths of a second). If it rejects any right one, the exercise scores 0. Otherwise it scores its 4 points times the share of wrong candidates it rejects (all of them for full marks). The cell below the exercise shows your check against four planted bugs, named after the course's diagnosis catalogue; the hidden wrong candidates include others.
+# **How it is graded.** Your check runs on 15 hidden candidates, 5 right and 10 wrong, each with a time limit of 2 s (a thorough check on small inputs takes a few hundredths of a second). If it rejects any right one, the exercise scores 0. Otherwise it scores its 4 points times the share of the 10 wrong candidates it rejects (all of them for full marks; a candidate that raises inside your check counts as rejected). The cell below the exercise shows your check against four planted bugs, named after the course's diagnosis catalogue; the hidden wrong candidates include others.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "check_LinearFunction", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def check_LinearFunction(candidate):
