@@ -925,6 +925,8 @@ fig
 # The right panel compares the distance to the minimum with the prediction $\rho^t \|w_0\|$. Check that
 # the rotation changes nothing but the picture's orientation (gradient descent does not care about
 # the coordinate axes), and find the step that makes the observed rate smallest for $\kappa = 10$.
+# Leave the momentum slider $\beta$ at 0 for now: it comes alive in section 9, once you have written
+# `momentum_descent`.
 
 # %%
 explorer2 = widgets.gd.explorer_2d(gradient_descent)
