@@ -828,7 +828,8 @@ for d in (1, 2, 3, 5):
 # **Exercise 9 (predict, then check).** Set `predicted_regime` to one of the three strings.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "predicted_regime", "locked": false, "schema_version": 3, "solution": true, "task": false}
-# one of "monotone", "oscillating", "divergent"
+# Replace the lines inside the `with` block by `predicted_regime = "<your choice>"`, one of "monotone",
+# "oscillating", "divergent".
 with needs("predicted_regime"):
     ### BEGIN SOLUTION
     predicted_regime = "oscillating"
@@ -1831,7 +1832,7 @@ def check_adam(w0, grads, lr, betas, eps, label):
                 raise AssertionError(
                     f"{name}: new_w is not finite after the first step. With t = 0 the bias correction divides by "
                     "1 - b1^0 = 0: t counts the steps taken, so it is 1 at the first step (diagnosis: adam_step_count)")
-            if isinstance(new_w, torch.Tensor) and new_w.shape == w0.shape:
+            if isinstance(new_w, torch.Tensor) and new_w.shape == w0.shape and new_w.dtype == w0.dtype:
                 w64 = w.to(torch.float64)
                 for kind, (why, tag) in ADAM_SLIPS.items():
                     slip = adam_slip(w0, grads[:k], lr, betas, eps, kind)[-1]
