@@ -1673,8 +1673,9 @@ with needs("momentum_descent", "gradient_descent", "quadratic_grad", "heavy_ball
 # $\beta > 0$ the right panel compares the distance to the minimum with `heavy_ball_rate`'s prediction.
 # Set $\kappa = 100$, put $\beta$ back to 0 and find the best step, then raise $\beta$ towards 0.8 and push
 # the step up: the trajectory swings across the valley like a ball rolling in a gutter, and reaches the
-# minimum far sooner. Past the best momentum the oscillations die out slowly: every direction then
-# has a complex pair of eigenvalues, of modulus $\sqrt\beta$ whatever the step.
+# minimum far sooner. Too much momentum is slow too: the two eigenvalues of $M_\lambda$ multiply to
+# $\det M_\lambda = \beta$, so the rate is never below $\sqrt\beta$, and with $\beta$ near 1 the ball swings for a
+# long time.
 
 # %%
 explorer2.use_momentum(momentum_descent, heavy_ball_rate, kappa=100.0, beta=0.6, eta=1.5, nb_steps=60)
@@ -1692,8 +1693,8 @@ explorer2.use_momentum(momentum_descent, heavy_ball_rate, kappa=100.0, beta=0.6,
 # gradient and the kicks of the noise balance, and the loss stops decreasing at a **noise floor**. The
 # cell below runs **your** `gradient_descent` with a `grad_fn` that draws a new batch at every call, on a
 # least-squares problem with 2,000 examples in 5 dimensions and label noise $\sigma = 0.5$ (step
-# $\eta = 0.05$). For this problem a short calculation predicts the floor
-# $\eta\sigma^2 D / (2B(2 - \eta))$.
+# $\eta = 0.05$). For this problem (inputs with identity covariance) a short calculation predicts a floor
+# of about $\eta\sigma^2 D / (2B(2 - \eta))$ for small steps.
 
 # %%
 noisy = momentum_figures.regression_problem(nb_samples=2000, dim=5, noise=0.5, seed=0)
@@ -1878,13 +1879,23 @@ def call_adam(*args, **kwargs):
 
 
 def snapshot(state):
-    return {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
+    import copy
+
+    return copy.deepcopy(state)
 
 
-def same_state(a, b):
+def same_state(a, b):  # the same keys, and values equal (tensors: same dtype, shape and entries)
     if set(a) != set(b):
         return False
-    return all(torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a)
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dtype == y.dtype
+                    and x.shape == y.shape and torch.equal(x, y)):
+                return False
+        elif type(x) is not type(y) or x != y:
+            return False
+    return True
 
 
 def check_state(w0, grads, lr, betas, eps, label):
