@@ -25,8 +25,8 @@ def mutate(sid: str, old: str, new: str) -> str:
 
 def stub(sid: str) -> str:
     """The solution cell as the release shows it (nbgrader's code stub in every region)."""
-    return re.sub(r"### BEGIN SOLUTION\n.*?### END SOLUTION", "# YOUR CODE HERE\n        raise NotImplementedError()",
-                  solution(sid), flags=re.S)
+    return re.sub(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION",
+                  r"\1# YOUR CODE HERE\n\1raise NotImplementedError()", solution(sid), flags=re.S | re.M)
 
 
 def run(grade_id: str, **replace: str):
@@ -528,3 +528,38 @@ def test_planted_bugs_are_wrong_on_small_graphs_or_deep_chains():
         deep = N(deep)
     with pytest.raises(RecursionError):
         bugs["recursive depth-first search"][0](deep)
+
+
+def test_untouched_release_names_the_unwritten_classes_not_the_value():
+    replace = {sid: stub(sid) for sid in ("Value", "Neuron", "Layer", "MLP")}
+    for grade_id in NN_CELLS:
+        assert_fails(run_grade_cell(AID, grade_id, replace), "not_implemented")
+
+
+@pytest.mark.slow
+def test_partial_credit_survives_nbgrader_autograde(tmp_path):
+    """A real `nbgrader autograde`: a check that misses one wrong candidate of eight scores 3.5 of 4."""
+    import shutil
+
+    import nbformat
+    from backproplab_autograder.config import render_config
+    from backproplab_autograder.course import ASSIGNMENTS, SOLUTIONS, nbgrader
+    from nbgrader.api import Gradebook
+
+    nb_name = ASSIGNMENTS[AID]
+    (tmp_path / "nbgrader_config.py").write_text(render_config(tmp_path, students=["partial"], timeout=300))
+    shutil.copytree(SOLUTIONS / AID, tmp_path / "source" / AID, ignore=shutil.ignore_patterns(".hypothesis"))
+    nbgrader("generate_assignment", AID, "--force", cwd=tmp_path)
+    nb = nbformat.read(SOLUTIONS / AID / nb_name, as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "check_topological_order":
+            cell.source = NO_DEEP_CHAIN
+    dest = tmp_path / "submitted" / "partial" / AID
+    dest.mkdir(parents=True)
+    nbformat.write(nb, dest / nb_name)
+    (dest / "timestamp.txt").write_text("2026-11-22 10:00:00.000000 UTC")
+    nbgrader("autograde", AID, "--force", cwd=tmp_path)
+    with Gradebook(f"sqlite:///{tmp_path}/gradebook.db") as gb:
+        grades = {g.name: (g.score, g.max_score) for g in gb.find_submission_notebook(nb_name[:-6], AID, "partial").grades}
+    assert grades[HUNT] == (HUNT_POINTS * 7 / 8, HUNT_POINTS)
+    assert grades["test_Neuron_forward"][0] == grades["test_Neuron_forward"][1]

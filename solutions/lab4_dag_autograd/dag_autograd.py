@@ -856,7 +856,7 @@ with needs("Value", "topological_order"):
     through_m, direct = m_p.grad * y_p.data, n_p.grad * 1.0
     print(f"L = {loss_p.data:g};  adjoints: n = {n_p.grad:g}, m = {m_p.grad:g}, x = {x_p.grad:g}")
     print(f"x receives {through_m:g} through m = x y (m's adjoint times y) and {direct:g} directly through "
-          f"n = m + x: {through_m:g} + {direct:g} = {through_m + direct:g}")
+          f"n = m + x: {through_m:g} + ({direct:g}) = {through_m + direct:g}")
 
 # %%
 with needs("predicted_adjoint", "Value", "topological_order"):
@@ -956,6 +956,7 @@ def _check_neuron_structure(nin, **kwargs):
                              "order (diagnosis: parameter_order)")
 
 
+checks.call(Neuron, 2)  # written at all? then the Value it runs on
 nn_checks.require_value(Value, "Neuron")
 _check_neuron_structure(3)
 _check_neuron_structure(1, nonlin=False)
@@ -989,6 +990,7 @@ def _check_neuron(nin, seed, **kwargs):
                                   what, seed)
 
 
+checks.call(Neuron, 2)  # written at all? then the Value it runs on
 nn_checks.require_value(Value, "Neuron")
 _check_neuron(3, 1)
 _check_neuron(3, 2, nonlin=False)
@@ -1040,6 +1042,7 @@ def _check_layer(nin, nout, seed, **kwargs):
     nn_checks.check_gradients(layer, params, layout, Value, [rng.uniform(-2, 2) for _ in range(nin)], relu, what, seed)
 
 
+checks.call(Layer, 2, 3)  # written at all? then the Value it runs on
 nn_checks.require_value(Value, "Layer")
 nn_checks.require_part(lambda: nn_checks.quick_check(Neuron, Value, 2, ()), "Layer", "Neuron")
 _check_layer(3, 4, 1)
@@ -1099,6 +1102,7 @@ def _check_mlp(nin, nouts, seed):
     return mlp, params, layout
 
 
+checks.call(MLP, 2, [3, 1])  # written at all? then the Value it runs on
 nn_checks.require_value(Value, "MLP")
 nn_checks.require_part(lambda: nn_checks.quick_check(Layer, Value, 2, (3,)), "MLP", "Layer")
 _check_mlp(2, [4, 4, 1], 1)
@@ -1125,6 +1129,7 @@ def _check_mlp_gradients(nin, nouts, seed):
     nn_checks.check_zero_grad(mlp, params, layout, what)
 
 
+checks.call(MLP, 2, [3, 1])  # written at all? then the Value it runs on
 nn_checks.require_value(Value, "MLP")
 nn_checks.require_part(lambda: nn_checks.quick_check(Layer, Value, 2, (3,)), "MLP", "Layer")
 _check_mlp_gradients(2, [4, 4, 1], 1)
