@@ -1266,7 +1266,7 @@ with needs("train_mlp_gd"):
 #
 # With $\beta = 0$ this is gradient descent; with $\beta$ close to 1 the ball remembers many steps.
 # Unrolled, $w_{t+1} - w_t = \beta (w_t - w_{t-1}) - \eta \nabla\mathcal{L}(w_t)$: the previous move,
-# shrunk by $\beta$, plus an ordinary gradient step. (Gabriel Goh's *Why momentum really works*,
+# shrunk by $\beta$, plus an ordinary gradient step. (Gabriel Goh's *Why Momentum Really Works*,
 # Distill 2017, uses exactly this form; `torch.optim.SGD(momentum=beta)` too.)
 #
 # **Exercise 11.** Write `momentum_descent(grad_fn, w0, eta, beta, nb_steps)`: return the
