@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", type=Path, default=SOLUTIONS, help="nbgrader source folder (default: solutions/)")
     p.add_argument("--db-url", default=None,
                    help="gradebook URL (default: sqlite in DIR/course); e.g. postgresql+psycopg2://user@host/db")
+    p.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="grade on a Dask cluster: tcp://host:8786 (a running scheduler; DIR on a folder every "
+                        "worker shares) or local:N (N worker processes here); see docs/cluster.md")
     p.add_argument("--cell-timeout", type=float, default=d.cell_timeout, help="seconds per cell")
     p.add_argument("--notebook-timeout", type=float, default=d.notebook_timeout, help="seconds per notebook")
     p.add_argument("--memory-mib", type=int, default=d.memory_mib, help="kernel address-space limit (MiB)")
@@ -55,7 +58,7 @@ def settings_from_args(args) -> grading.Settings:
                     file_mib=args.file_mib)
     return grading.Settings(out=args.out.resolve(), limits=limits, jobs=max(1, args.jobs), db_url=args.db_url,
                             source_dir=args.source.resolve(), progress=not args.no_progress and not args.quiet,
-                            unsafe=args.unsafe, feedback=not args.no_feedback)
+                            unsafe=args.unsafe, feedback=not args.no_feedback, dask=args.dask)
 
 
 def grade_class(submissions: Path, settings: grading.Settings, assignments: list[str] | None = None,
@@ -86,11 +89,13 @@ def grade_class(submissions: Path, settings: grading.Settings, assignments: list
     export = grading.export_csv(course, out)
     if export.returncode != 0:
         echo(f"warning: nbgrader export failed: {results.first_line(export.stderr)}")
+    from .cluster import write_jobs_csv  # jobs.csv: mode, protections and worker of every result
     # the class files always cover every result on disk, not only this run's (a one-student regrade
     # or a late lab keeps everyone else's rows)
     everything = results.load_all(out, course.token, done)
     grading.refresh_manual_scores(course, everything)
     results.write_csvs(out, everything)
+    write_jobs_csv(out, everything)
     elapsed = time.perf_counter() - started
     report.write(everything, out, len(placed.problems), elapsed)
     reasons = Counter(c["reason"] for r in done for c in r["cells"])
@@ -121,6 +126,13 @@ def print_summary(summary: dict, echo=print) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.dask:  # a scheduler that does not answer: a message within seconds, not a hang
+        from .cluster import check_address
+
+        problem = check_address(args.dask)
+        if problem:
+            print(f"backproplab-grade: {problem}", file=sys.stderr)
+            return 2
     if args.assignment:
         known = set(ASSIGNMENTS) | {p.name for p in args.source.iterdir() if p.is_dir()}
         unknown = [a for a in args.assignment if a not in known]
