@@ -266,3 +266,19 @@ def test_stepper_stops_at_a_rule_that_is_not_written():
     assert "`*`" in st.status and "not written yet" in st.status
     st.step = 1
     assert st.current_node() is y
+
+
+def test_no_straight_arrow_runs_over_a_box_it_does_not_touch():
+    # the data-dependent loop of the notebook: w[0] used by both inputs, w[1] by one
+    w = torch.nn.Parameter(torch.rand(3, 4, 4))
+    u = torch.tanh(w[0].mv(torch.rand(4)))
+    v = torch.tanh(w[1].mv(torch.tanh(w[0].mv(torch.rand(4)))))
+    q = u.dot(v)
+    out = []
+    _, ax = new_ax((8, 3))
+    graphs.draw_torch_graph(ax, q, {"w": w}, drawing_out=out)
+    drawing = out[0]
+    rads = [arrow.arrow_patch.get_connectionstyle().rad for _, _, arrow in drawing.arrows]
+    straight = [(p, n) for (p, n, _), r in zip(drawing.arrows, rads, strict=True) if r == 0]
+    assert not any(graphs._passes_through_a_box(drawing.positions, p, n) for p, n in straight)
+    assert any(r != 0 for r in rads)  # this graph has such an edge, and it is bent

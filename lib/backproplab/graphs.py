@@ -225,6 +225,19 @@ def _fitting_fontsize(ax, pos: dict, labels: list[str], fontsize: float) -> floa
     return max(4.0, min(fontsize, by_width, by_height))
 
 
+def _passes_through_a_box(pos: dict, a, b) -> bool:
+    """Whether the straight segment from ``a`` to ``b`` crosses the position of another node."""
+    (xa, ya), (xb, yb) = pos[id(a)], pos[id(b)]
+    if abs(xb - xa) <= 1.0:
+        return False
+    for key, (x, y) in pos.items():
+        if key in (id(a), id(b)) or not min(xa, xb) < x < max(xa, xb):
+            continue
+        if abs(ya + (yb - ya) * (x - xa) / (xb - xa) - y) < 0.3:
+            return True
+    return False
+
+
 def _draw(ax, root, parents, label_of, leaf_of, limit=MAX_DRAWN_NODES, fontsize=8) -> DagDrawing:
     nodes, pos = layout(root, parents, limit)
     drawing = DagDrawing(ax, nodes, pos)
@@ -242,6 +255,8 @@ def _draw(ax, root, parents, label_of, leaf_of, limit=MAX_DRAWN_NODES, fontsize=
             # A node used twice by the same operation (a + a) gets two bent arrows.
             repeats = sum(1 for q in ps if q is p)
             rad = 0.0 if repeats == 1 else 0.25 * (1 if i % 2 == 0 else -1)
+            if repeats == 1 and _passes_through_a_box(pos, p, n):
+                rad = 0.3  # a long edge over boxes it does not touch: bend it so that it stays visible
             arrow = ax.annotate(
                 "", xy=pos[id(n)], xytext=pos[id(p)], zorder=2,
                 arrowprops=dict(arrowstyle="-|>", color=EDGE, lw=1.0, shrinkA=0, shrinkB=0,
