@@ -563,3 +563,31 @@ def test_partial_credit_survives_nbgrader_autograde(tmp_path):
         grades = {g.name: (g.score, g.max_score) for g in gb.find_submission_notebook(nb_name[:-6], AID, "partial").grades}
     assert grades[HUNT] == (HUNT_POINTS * 7 / 8, HUNT_POINTS)
     assert grades["test_Neuron_forward"][0] == grades["test_Neuron_forward"][1]
+
+
+def test_the_other_answers_here_are_not_flagged_as_tampering():
+    """The class grader scans solution cells for tampering; the alternatives above are honest answers."""
+    import ast
+    import textwrap
+    from pathlib import Path
+
+    import nbformat
+    from backproplab_autograder import policy
+    from backproplab_autograder.course import ASSIGNMENTS, SOLUTIONS
+
+    ref = nbformat.read(str(SOLUTIONS / AID / ASSIGNMENTS[AID]), as_version=4)
+    first = next(c for c in ref.cells if c.cell_type == "code")
+    protected = policy.protected_names([c.source for c in ref.cells if c.metadata.get("nbgrader", {}).get("grade")])
+    tree = ast.parse(Path(__file__).read_text())
+    scanned = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "\n" in node.value:
+            code = textwrap.dedent(node.value)
+            try:
+                ast.parse(code)
+            except SyntaxError:
+                continue
+            cell = nbformat.v4.new_code_cell(code, metadata={"nbgrader": {"grade_id": "x", "solution": True}})
+            assert policy.tampering(nbformat.v4.new_notebook(cells=[first, cell]), protected) == [], code
+            scanned += 1
+    assert scanned >= 8
