@@ -29,7 +29,9 @@ def _errors(path):
             if out.get("output_type") == "error":
                 found.append((meta.get("grade_id") or f"cell {i}", bool(meta.get("grade")),
                               f"{out.get('ename')}: {str(out.get('evalue', '')).splitlines()[:1]}"))
-    grade_ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    # code grade cells only: written answers (markdown) are a person's to grade and never raise
+    grade_ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
     return found, grade_ids
 
 
@@ -66,12 +68,17 @@ def test_reference_gets_full_marks_blank_gets_zero_and_both_get_feedback(tmp_pat
         ref = gb.find_submission(aid, "reference")
         blank = gb.find_submission(aid, "blank")
         assert ref.max_score > 0
-        failed = [g.name for g in gb.find_submission_notebook(nb_name[:-6], aid, "reference").grades
-                  if g.score != g.max_score]
-        assert ref.score == ref.max_score, f"reference solution lost points on {failed}"
+        grades = gb.find_submission_notebook(nb_name[:-6], aid, "reference").grades
+        auto = [g for g in grades if g.cell.cell_type == "code"]
+        written = [g for g in grades if g.cell.cell_type == "markdown"]
+        failed = [g.name for g in auto if g.score != g.max_score]
+        assert not failed, f"reference solution lost points on {failed}"
+        # written answers wait for a person (the reference's model answers are not auto-graded)
+        assert all(g.needs_manual_grade for g in written), [g.name for g in written if not g.needs_manual_grade]
+        auto_max = sum(g.max_score for g in auto)
         assert blank.score == 0, f"the untouched release scored {blank.score}"
 
-    for student, score in (("reference", ref.max_score), ("blank", 0)):
+    for student, score in (("reference", auto_max), ("blank", 0)):
         html = (tmp_path / "feedback" / student / aid / nb_name.replace(".ipynb", ".html")).read_text()
         assert f"Score: {float(score):.1f} / {float(ref.max_score):.1f}" in html
     # Hidden-test source in feedback (tracebacks included) is the class grader's concern:

@@ -24,8 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = Limits()
     p = argparse.ArgumentParser(prog="backproplab-grade", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("submissions", type=Path, help="folder or zip of submissions")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created; reused by a rerun)")
+    p.add_argument("submissions", type=Path, nargs="?", help="folder or zip of submissions (folder mode)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (created; reused by a rerun); with --course: default COURSE_DIR/backproplab")
+    p.add_argument("--course", type=Path, default=None,
+                   help="course mode: grade the collected submissions of this nbgrader course (see "
+                        "docs/instructor-guide.md)")
+    p.add_argument("--student", action="append", default=None,
+                   help="grade only this student (repeatable); the class files still cover everyone")
+    p.add_argument("--force", action="store_true", help="regrade even what is already graded")
     p.add_argument("--assignment", action="append", default=None,
                    help="grade only this assignment (repeatable; default: every assignment with a source)")
     p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
@@ -42,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=d.processes, help="processes+threads per sandbox uid")
     p.add_argument("--output-bytes", type=int, default=d.output_bytes, help="output kept per cell (bytes)")
     p.add_argument("--file-mib", type=int, default=d.file_mib, help="largest file a kernel may write (MiB)")
+    p.add_argument("--allow-reduced", action="store_true",
+                   help="grade even without root (no uid drop, namespaces, container or cgroup: recorded in "
+                        "every result); refused otherwise")
     p.add_argument("--unsafe", action="store_true",
                    help="MEASUREMENT ONLY: grade the submitted notebook as is, without the static scan, the "
                         "uid drop and the namespaces (to time what the protections cost); never for real grades")
@@ -62,7 +72,7 @@ def settings_from_args(args) -> grading.Settings:
 
 
 def grade_class(submissions: Path, settings: grading.Settings, assignments: list[str] | None = None,
-                echo=print) -> dict:
+                echo=print, students: list[str] | None = None, force: bool = False) -> dict:
     """The whole pipeline; returns a summary dict (also used by the demo and the tests)."""
     started = time.perf_counter()
     out = settings.out
@@ -83,7 +93,12 @@ def grade_class(submissions: Path, settings: grading.Settings, assignments: list
     course = grading.setup_course(settings, assignments)
     settings.hide = [*settings.hide, Path(submissions).resolve() if Path(submissions).is_dir()
                      else Path(submissions).resolve().parent]
-    jobs = grading.collect_jobs(out / "work" / "submitted", assignments, placed.placed)
+    jobs = grading.collect_jobs(out / "work" / "submitted", assignments, placed.placed, placed.nbgrader_files)
+    if students:
+        jobs = [j for j in jobs if j.student in set(students)]
+    if force:
+        for job in jobs:
+            grading.result_path(out, job).unlink(missing_ok=True)
     grader = grading.Grader(settings)
     done = grader.run(jobs, course)
     export = grading.export_csv(course, out)
@@ -124,8 +139,81 @@ def print_summary(summary: dict, echo=print) -> None:
     echo(f"  {out / 'grades.csv'}, {out / 'grades_detailed.csv'}, {out / 'report.md'}, {out / 'feedback'}/")
 
 
+def grade_course_dir(args, echo=print) -> dict:
+    """Course mode: the collected submissions of the nbgrader course ``args.course``."""
+    from . import coursemode
+
+    cfg = coursemode.read_config(args.course)
+    out = (args.out or cfg.root / "backproplab").resolve()
+    args.out = out
+    settings = settings_from_args(args)
+    settings.hide = [*settings.hide, cfg.root]
+    started = time.perf_counter()
+    in_gradebook = coursemode.gradebook_assignments(cfg)
+    submitted_aids = {p.name for p in cfg.submitted.glob("*/*") if p.is_dir()} if cfg.submitted.is_dir() else set()
+    if args.assignment:
+        missing = [a for a in args.assignment if a not in in_gradebook]
+        if missing:
+            raise coursemode.CourseError(f"assignment(s) {missing} are not in the course's gradebook "
+                                         f"(it has {sorted(in_gradebook)}): run `nbgrader generate_assignment`")
+        assignments = list(args.assignment)
+    else:
+        assignments = sorted(a for a in in_gradebook if a in submitted_aids)
+    names = {aid: (in_gradebook[aid][0] + ".ipynb") for aid in assignments if in_gradebook[aid]}
+    placed = grading.intake(cfg.submitted, out, names) if cfg.submitted.is_dir() else None
+    if placed is None:
+        raise coursemode.CourseError(f"{cfg.submitted} does not exist: run `nbgrader collect <lab>` first")
+    for problem in placed.problems:
+        echo(f"intake: {problem}")
+    handed_in = sorted({aid for (_, aid) in placed.placed})
+    course = coursemode.setup(cfg, out, [a for a in assignments if a in handed_in])
+    jobs = grading.collect_jobs(out / "work" / "submitted", course.assignments, placed.placed,
+                                placed.nbgrader_files)
+    if args.student:
+        jobs = [j for j in jobs if j.student in set(args.student)]
+    if args.force:
+        for job in jobs:
+            grading.result_path(out, job).unlink(missing_ok=True)
+    grader = grading.Grader(settings)
+    done = grader.run(jobs, course)
+    everything = results.load_all(out, course.token, done)
+    grading.refresh_manual_scores(course, everything)
+    results.write_csvs(out, everything)
+    elapsed = time.perf_counter() - started
+    report.write(everything, out, len(placed.problems), elapsed)
+    reasons = Counter(c["reason"] for r in done for c in r["cells"])
+    errors = sum(1 for r in done if any(c["reason"] == "grader_error" for c in r["cells"]))
+    return {"graded": len(done), "skipped": grader.skipped, "students": len({r["student_id"] for r in done}),
+            "unplaced": len(placed.problems), "reasons": dict(reasons), "grader_errors": errors,
+            "elapsed": elapsed, "median_seconds": None, "results": done, "out": out}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export"]:
+        from . import lms
+
+        return lms.main(argv[1:])
+    if argv[:1] == ["setup-course"]:
+        from . import coursemode
+
+        if len(argv) < 2:
+            print("usage: backproplab-grade setup-course COURSE_DIR [LAB ...]", file=sys.stderr)
+            return 2
+        try:
+            for line in coursemode.setup_course_dir(Path(argv[1]), argv[2:] or None):
+                print(line)
+        except (coursemode.CourseError, ValueError) as exc:
+            print(f"backproplab-grade setup-course: {exc}", file=sys.stderr)
+            return 2
+        return 0
     args = build_parser().parse_args(argv)
+    from .sandbox import refuse_unprotected
+
+    refused = refuse_unprotected(args)  # issue 15: never unprotected without being told
+    if refused:
+        print(f"backproplab-grade: {refused}", file=sys.stderr)
+        return 2
     if args.dask:  # a scheduler that does not answer: a message within seconds, not a hang
         from .cluster import check_address
 
@@ -133,6 +221,20 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"backproplab-grade: {problem}", file=sys.stderr)
             return 2
+    if args.course is not None:
+        from . import coursemode
+
+        try:
+            summary = grade_course_dir(args, echo=(lambda *a, **k: None) if args.quiet else print)
+        except coursemode.CourseError as exc:
+            print(f"backproplab-grade: {exc}", file=sys.stderr)
+            return 2
+        print_summary(summary)
+        return 1 if summary["grader_errors"] else 0
+    if args.submissions is None or args.out is None:
+        print("backproplab-grade: give SUBMISSIONS --out DIR (folder mode) or --course COURSE_DIR (course mode)",
+              file=sys.stderr)
+        return 2
     if args.assignment:
         known = set(ASSIGNMENTS) | {p.name for p in args.source.iterdir() if p.is_dir()}
         unknown = [a for a in args.assignment if a not in known]
@@ -144,9 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = settings_from_args(args)
     summary = grade_class(args.submissions, settings, args.assignment,
-                          echo=(lambda *a, **k: None) if args.quiet else print)
+                          echo=(lambda *a, **k: None) if args.quiet else print, students=args.student,
+                          force=args.force)
     if args.quiet:
         print(f"graded {summary['graded']} notebooks; grader errors: {summary['grader_errors']}")
+
     else:
         print_summary(summary)
     return 1 if summary["grader_errors"] else 0

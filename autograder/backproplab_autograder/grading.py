@@ -25,6 +25,7 @@ import queue
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -85,6 +86,17 @@ class Course:
     jupyter_path: Path
     notebooks: dict[str, str]     # assignment -> notebook file name
     protected: dict[str, set[str]] = field(default_factory=dict)  # builtins the grade cells read
+    # Course mode (coursemode.py) grades inside an instructor's nbgrader course: its course id, the
+    # folder holding the nbgrader_config.py the job loads, and where the rebuilt notebooks are staged.
+    course_id: str = "backprop-lab"
+    config_dir: Path | None = None     # default: root
+    staging: Path | None = None        # rebuilt submissions (default: root/submitted)
+
+    def folder(self, kind: str) -> Path:
+        """Where nbgrader reads (``submitted``) or writes (``autograded``, ``feedback``) for this course."""
+        if kind == "submitted" and self.staging is not None:
+            return self.staging
+        return self.root / kind
 
 
 @dataclass
@@ -92,6 +104,7 @@ class Job:
     student: str
     assignment: str
     notebook: Path        # normalised submission (DIR/work/submitted/...)
+    timestamp: Path | None = None   # nbgrader's timestamp.txt of the submission (course mode)
 
     @property
     def key(self) -> str:
@@ -241,8 +254,14 @@ def _with_lock_retry(call, tries: int = 6):
 
 
 def job_hash(job: Job, course: Course, limits: Limits, mode: str = "safe") -> str:
+    stamp = b""
+    if job.timestamp is not None:
+        try:
+            stamp = job.timestamp.read_bytes()[:4096] if stat.S_ISREG(os.lstat(job.timestamp).st_mode) else b""
+        except OSError:
+            stamp = b""
     return _sha(job.notebook.read_bytes(), course.source_hash[job.assignment].encode(),
-                limits.to_json().encode(), GRADER_VERSION.encode(), mode.encode())
+                limits.to_json().encode(), GRADER_VERSION.encode(), mode.encode(), stamp)
 
 
 def result_path(out: Path, job: Job) -> Path:
@@ -262,18 +281,32 @@ def load_finished(out: Path, job: Job, course: Course, digest: str) -> dict | No
     return data
 
 
+def late_penalty(course: Course, job: Job) -> float:
+    """The late-submission penalty nbgrader's plugin recorded for this submission (0 when on time)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with warnings.catch_warnings(), Gradebook(course.db_url, course.course_id) as gb:
+        warnings.simplefilter("ignore")
+        try:
+            sub = gb.find_submission(job.assignment, job.student)
+        except MissingEntry:
+            return 0.0
+        return float(sum(nb.late_submission_penalty or 0.0 for nb in sub.notebooks))
+
+
 def _scores(course: Course, job: Job, notebook_id: str) -> dict[str, tuple[float | None, float]]:
     from nbgrader.api import Gradebook
 
     scores = {}
-    with Gradebook(course.db_url, COURSE_ID) as gb:
+    with Gradebook(course.db_url, course.course_id) as gb:
         nb = gb.find_submission_notebook(notebook_id, job.assignment, job.student)
         for grade in nb.grades:
-            if grade.needs_manual_grade:
+            if grade.manual_score is not None:  # a person's score wins, whatever the flag says
+                scores[grade.name] = (float(grade.manual_score), float(grade.max_score), "manual")
+            elif grade.needs_manual_grade:
                 scores[grade.name] = (None, float(grade.max_score), "needs_manual")
             else:
-                how = "manual" if grade.manual_score is not None else "auto"
-                scores[grade.name] = (grade.score, float(grade.max_score), how)
+                scores[grade.name] = (grade.score, float(grade.max_score), "auto")
     return scores
 
 
@@ -287,7 +320,7 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     records_dir = work / "records"
-    submitted = course.root / "submitted" / job.student / job.assignment
+    submitted = course.folder("submitted") / job.student / job.assignment
     if submitted.exists():
         shutil.rmtree(submitted)
     submitted.mkdir(parents=True)
@@ -300,6 +333,8 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
                            scan=settings.scan and not settings.unsafe, assignment=job.assignment,
                            protected=course.protected.get(job.assignment, set()))
     result["notes"] += check.notes
+    if job.timestamp is not None:
+        result["notes"] += stage_timestamp(job.timestamp, submitted)
     result["mode"] = settings.mode()
     result["policy"] = [{"exercise": f.exercise, "rule": f.rule, "line": f.line, "message": f.message()}
                         for f in check.findings]
@@ -325,7 +360,8 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     log = []
 
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "backproplab_autograder.nbjob", str(course.root), job.assignment, job.student]
+    cmd = [sys.executable, "-m", "backproplab_autograder.nbjob", str(course.config_dir or course.root),
+           job.assignment, job.student]
     if not settings.feedback:
         cmd.append("--no-feedback")
     if check.ungradable:
@@ -336,8 +372,8 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     result["nbgrader_seconds"] = round(time.perf_counter() - t0, 3)
     if uid is not None:
         sandbox.kill_uid(uid)
-    autograded = course.root / "autograded" / job.student / job.assignment / nb_name
-    produced = course.root / "feedback" / job.student / job.assignment / f"{notebook_id}.html"
+    autograded = course.folder("autograded") / job.student / job.assignment / nb_name
+    produced = course.folder("feedback") / job.student / job.assignment / f"{notebook_id}.html"
     if proc.returncode != 0:
         what = {3: "nbgrader autograde failed", 4: "nbgrader generate_feedback failed"}.get(
             proc.returncode, f"grading process exited {proc.returncode}")
@@ -363,6 +399,10 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
             if rec_file.exists():
                 records = json.loads(rec_file.read_text())
                 result["restarts"] = records.get("restarts", 0)
+                if isinstance(records.get("protections"), dict):  # what the kernels had (the launcher's record)
+                    result["isolation"] = records["protections"]
+                    result["protections"] = ("scan " if settings.scan and not settings.unsafe else "no-scan ") + \
+                        records["protections"].get("summary", "")
             cells = results.cell_reasons(autograded, records, scores)
             results.explain_precheck(cells, check.missing, check.dropped_names)
         feedback_dir = out / "feedback" / job.student / job.assignment
@@ -377,7 +417,9 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
         cells = _error_cells(course, job, notebook_id, result["grader_error"])
     (work / "nbgrader.log").write_text("\n".join(f"$ {name}\n{p.stdout}\n{p.stderr}" for name, p in log))
     result["cells"] = cells
-    result["score"] = float(sum(c["score"] for c in cells))
+    result["late_penalty"] = late_penalty(course, job) if result["grader_error"] is None else 0.0
+    # like nbgrader's export: the points of the cells minus the late penalty, never below 0
+    result["score"] = max(0.0, float(sum(c["score"] for c in cells)) - result["late_penalty"])
     result["max_score"] = float(sum(c["max_score"] for c in cells))
     result["seconds"] = round(time.perf_counter() - started, 3)
     result["hash"] = job_hash(job, course, limits, settings.hash_mode())
@@ -393,7 +435,7 @@ def _record_ungradable(course: Course, job: Job, notebook_id: str) -> subprocess
     last = None
     for attempt in range(6):
         try:
-            with warnings.catch_warnings(), Gradebook(course.db_url, COURSE_ID) as gb:
+            with warnings.catch_warnings(), Gradebook(course.db_url, course.course_id) as gb:
                 warnings.simplefilter("ignore")  # SQLAlchemy autoflush notes from nbgrader's own API
                 gb.update_or_create_student(job.student)
                 gb.update_or_create_submission(job.assignment, job.student)
@@ -415,6 +457,34 @@ def _tail(text: str | None, n: int = 15) -> str:
     lines = [ln for ln in (text or "").splitlines() if ln.strip()]
     errs = [ln for ln in lines if "ERROR" in ln or "Error:" in ln or "killed" in ln]
     return "\n".join((errs or lines)[-1:] + lines[-n:])
+
+
+def stage_timestamp(timestamp: Path, submitted: Path) -> list[str]:
+    """Put nbgrader's ``timestamp.txt`` beside the notebook nbgrader grades, so that its late-submission
+    plugin applies unchanged. A timestamp nbgrader cannot read is left out (graded on time, no penalty
+    guessed) and flagged; returns the notes."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        info = os.lstat(timestamp)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > 4096:
+            raise ValueError("not a small regular file")
+        text = timestamp.read_text().strip()
+        parse_utc(text)
+    except (OSError, ValueError, TypeError, OverflowError) as exc:
+        return [f"timestamp.txt could not be read ({type(exc).__name__}): graded as on time, no late "
+                "penalty applied; check the submission time by hand"]
+    (submitted / "timestamp.txt").write_text(text)
+    # nbgrader's release_feedback names the feedback page by a hash of this secret (fetch_feedback
+    # finds it with the student's copy): it travels with the submission when it is there
+    secret = timestamp.parent / "submission_secret.txt"
+    try:
+        info = os.lstat(secret)
+        if stat.S_ISREG(info.st_mode) and info.st_size <= 4096:
+            (submitted / "submission_secret.txt").write_text(secret.read_text())
+    except OSError:
+        pass
+    return []
 
 
 def _error_cells(course: Course, job: Job, notebook_id: str, message: str) -> list[dict]:
@@ -525,7 +595,7 @@ def refresh_manual_scores(course: Course, done: list[dict]) -> None:
     pending = [r for r in done if any(c["reason"] in MANUAL for c in r["cells"])]
     if not pending:
         return
-    with warnings.catch_warnings(), Gradebook(course.db_url, COURSE_ID) as gb:
+    with warnings.catch_warnings(), Gradebook(course.db_url, course.course_id) as gb:
         warnings.simplefilter("ignore")
         for res in pending:
             for row in res["cells"]:
@@ -535,15 +605,18 @@ def refresh_manual_scores(course: Course, done: list[dict]) -> None:
                     grade = gb.find_grade(row["grade_id"], row["notebook"], res["assignment"], res["student_id"])
                 except MissingEntry:
                     continue
-                if grade.needs_manual_grade:
+                if grade.manual_score is not None:
+                    row.update(score=float(grade.manual_score), reason="manually_graded", message="")
+                elif grade.needs_manual_grade:
                     row.update(score=0.0, reason="needs_manual_grade", message="written answer: waiting for a grader")
-                else:
-                    row.update(score=float(grade.score or 0.0), reason="manually_graded", message="")
-            res["score"] = float(sum(c["score"] for c in res["cells"]))
+            res["score"] = max(0.0, float(sum(c["score"] for c in res["cells"])) - res.get("late_penalty", 0.0))
 
 
-def collect_jobs(submitted: Path, assignments: list[str], placed: dict) -> list[Job]:
-    return [Job(student, aid, path) for (student, aid), path in sorted(placed.items()) if aid in assignments]
+def collect_jobs(submitted: Path, assignments: list[str], placed: dict,
+                 nbgrader_files: dict | None = None) -> list[Job]:
+    extra = nbgrader_files or {}
+    return [Job(student, aid, path, extra.get((student, aid), {}).get("timestamp.txt"))
+            for (student, aid), path in sorted(placed.items()) if aid in assignments]
 
 
 def export_csv(course: Course, out: Path) -> subprocess.CompletedProcess:

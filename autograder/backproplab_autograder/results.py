@@ -15,7 +15,7 @@ from . import neutralise
 
 REASONS = ("passed", "wrong_answer", "timeout", "crash", "out_of_memory", "output_cap",
            "missing_cell", "restored_cell", "ungradable", "policy", "grader_error",
-           "needs_manual_grade", "manually_graded")
+           "needs_manual_grade", "manually_graded", "partial")
 # written answers and tasks: scored by a person in nbgrader's formgrader, never by the grader
 MANUAL = {"needs_manual_grade", "manually_graded"}
 FAULTS = {"timeout", "crash", "out_of_memory", "output_cap", "policy"}
@@ -81,6 +81,10 @@ def cell_reasons(autograded: Path, records: dict | None, scores: dict[str, tuple
             reason, message = rec["reason"], first_line(rec["message"])
         elif score >= max_score:
             reason, message = "passed", ""
+        elif score > 0 and err is None:
+            # a cell that scores itself (nbgrader's partial credit: the number the cell displays), e.g. a
+            # bug hunt scored by the share of wrong implementations caught
+            reason, message = "partial", f"partial credit: {score:g} of {max_score:g} points"
         else:
             fault = next((r for r in reversed(pending) if r["reason"] in FAULTS | {"missing_cell"}), None)
             if fault is not None:
