@@ -520,7 +520,7 @@ with needs("Capstone", "initial_loss_check"):
 # ### BEGIN SOLUTION
 # At initialisation the weights are small and random, so the logits of all classes are nearly equal and the softmax is close to uniform, 1/K for every class. The cross-entropy is minus the log of the probability of the true class, so about -log(1/K) = log K (2.303 for K = 10), whatever the true class is. It is a prediction we can make before training, hence a cheap test of the whole forward pass and loss.
 #
-# An initial loss of 8 for ten classes means the network is confidently wrong from the start: the logits are far too large (an initialisation scale too big, unscaled inputs such as raw pixels 0..255, or a loss summed over the batch instead of averaged). Training from there wastes the first epochs undoing it, or saturates the tanh units.
+# An initial loss of 8 for ten classes means the network is confidently wrong from the start: the logits are far too large (an initialisation scale too big, or unscaled inputs such as raw pixels 0..255 instead of [0, 1]), so the softmax puts nearly all its mass on one class, often the wrong one. Training from there wastes the first epochs undoing it, or saturates the tanh units.
 #
 # A loss of exactly log 10 that does not move means the outputs carry no information: the logits are all equal (weights or last layer at zero, a detached graph so no gradient arrives), or the softmax is applied twice, which flattens any output into nearly uniform probabilities: the loss then starts at log K almost exactly and cannot go below log(1 + 9/e), about 1.46, however well the network learns.
 # ### END SOLUTION
