@@ -219,7 +219,8 @@ def test_zero_grad_missing_a_layer_costs_only_the_gradient_cell():
 def test_layer_returning_a_list_for_one_output_is_named():
     wrong = mutate("Layer", "return outs[0] if len(outs) == 1 else outs", "return outs")
     assert_fails(run("test_Layer", Layer=wrong), "single_output")
-    assert_fails(run("test_MLP", Layer=wrong), "part_broken")  # MLP names the part at fault
+    for grade_id in ("test_MLP", "test_MLP_gradients"):  # graded with a stand-in Layer: a right MLP passes
+        assert run(grade_id, Layer=wrong), grade_id
 
 
 def test_weights_from_torch_are_named():
@@ -243,10 +244,12 @@ def test_other_initialisation_mistakes_are_named(old, new, tag):
     ("sum((wi * xi for wi, xi in zip(self.w, x)), self.b)", "sum(wi * xi for wi, xi in zip(self.w, x))",
      "bias_ignored"),
 ], ids=["no_relu", "always_relu", "no_bias"])
-def test_forward_mistakes_are_named_and_layer_names_its_part(old, new, tag):
+def test_forward_mistakes_are_named_and_cost_only_the_neuron_cells(old, new, tag):
     wrong = mutate("Neuron", old, new)
     assert_fails(run("test_Neuron_forward", Neuron=wrong), tag)
-    assert_fails(run("test_Layer", Neuron=wrong), "part_broken")
+    for grade_id in ("test_Layer", "test_MLP", "test_MLP_gradients"):
+        outcome = run(grade_id, Neuron=wrong)
+        assert outcome, f"{grade_id}: {outcome.message}"
 
 
 def test_layer_dropping_its_keyword_arguments_is_named():
@@ -259,8 +262,10 @@ def test_layer_dropping_its_keyword_arguments_is_named():
 def test_a_broken_value_is_named_in_every_nn_cell():
     broken = mutate("Value", "            self.grad += other.data * out.grad\n            other.grad += self.data * out.grad",
                     "            self.grad = other.data * out.grad\n            other.grad = self.data * out.grad")
-    for grade_id in NN_CELLS:
+    for grade_id in ("test_Neuron_structure", "test_Neuron_forward"):
         assert_fails(run(grade_id, Value=broken), "value_broken")
+    for grade_id in ("test_Layer", "test_MLP", "test_MLP_gradients"):  # stand-ins use Value as a container only
+        assert run(grade_id, Value=broken), grade_id
 
 
 def test_the_checks_leave_the_notebooks_random_state_alone():
@@ -591,3 +596,38 @@ def test_the_other_answers_here_are_not_flagged_as_tampering():
             assert policy.tampering(nbformat.v4.new_notebook(cells=[first, cell]), protected) == [], code
             scanned += 1
     assert scanned >= 8
+
+
+# With a broken Neuron, Layer and MLP are graded with stand-ins: their own mistakes are still named.
+BROKEN_NEURON = mutate("Neuron", "return act.relu() if self.nonlin else act", "return act")
+
+
+@pytest.mark.parametrize(("sid", "old", "new", "cell", "tag"), [
+    ("Layer", "return outs[0] if len(outs) == 1 else outs", "return outs", "test_Layer", "single_output"),
+    ("Layer", "Neuron(nin, **kwargs)", "Neuron(nin)", "test_Layer", "nonlin_ignored"),
+    ("Layer", "return [p for n in self.neurons for p in n.parameters()]",
+     "return [p for n in self.neurons for p in n.parameters()[:-1]]", "test_Layer", "parameter_count"),
+    ("Layer", "return [p for n in self.neurons for p in n.parameters()]",
+     "return [p for n in self.neurons[::-1] for p in n.parameters()]", "test_Layer", "parameter_order"),
+    ("MLP", "nonlin=i != len(nouts) - 1", "nonlin=True", "test_MLP", "relu_last_layer"),
+    ("MLP", "nonlin=i != len(nouts) - 1", "nonlin=False", "test_MLP", "missing_relu"),
+    ("MLP", "            x = layer(x)\n", "            layer(x)\n", "test_MLP", "forward"),
+    ("MLP", "        for p in self.parameters():\n            p.grad = 0.0",
+     "        for p in self.layers[0].parameters():\n            p.grad = 0.0", "test_MLP_gradients",
+     "zero_grad_incomplete"),
+], ids=["layer_list_of_one", "layer_drops_kwargs", "layer_drops_biases", "layer_reversed", "mlp_relu_last",
+        "mlp_all_linear", "mlp_not_chained", "mlp_zero_grad_first_layer_only"])
+def test_stand_ins_still_name_the_mistakes_of_the_class_under_test(sid, old, new, cell, tag):
+    assert_fails(run(cell, Neuron=BROKEN_NEURON, **{sid: mutate(sid, old, new)}), tag)
+
+
+def test_stand_ins_pass_the_right_classes_and_micrograd_and_restore_the_names():
+    for grade_id in ("test_Layer", "test_MLP", "test_MLP_gradients"):
+        assert run(grade_id, Neuron=BROKEN_NEURON), grade_id
+        assert run(grade_id, Neuron=BROKEN_NEURON, Layer=LOOP_LAYER, MLP=LOOP_MLP), grade_id
+    from backproplab import nn_checks
+
+    ns = {"Layer": "mine"}
+    with nn_checks._swapped(ns, "Layer", "stand-in"):
+        assert ns["Layer"] == "stand-in"
+    assert ns["Layer"] == "mine"

@@ -128,7 +128,6 @@ DIAGNOSES = {
     "wrong_bound": "the weights do not fill [-a, a] with a = sqrt(6 / (fan_in + fan_out))",
     # --- wave 2, lab 4 ---
     "value_broken": "the check runs on your Value, which is not right yet: fix the Value cells first",
-    "part_broken": "this class is built from an earlier one that is not right yet: fix that one first",
     "bias_not_in_parameters": "a neuron's bias is missing from parameters()",
     "parameter_count": "parameters() has the wrong number of entries",
     "parameter_order": "parameters() lists the weights and biases in the wrong order",

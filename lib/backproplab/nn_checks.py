@@ -6,10 +6,13 @@ Expected outputs and gradients are computed here, in float64 with ``torch``, fro
 ``.data`` laid out in the contract's order (layer by layer, each neuron's ``w`` then its ``b``); they
 are never read from the student's classes.
 
-The classes necessarily run on the student's ``Value``. So every check first makes sure that the
-few operations it builds on (``+``, ``*``, ``relu``, the reflected forms, ``backward``) work, and
-says so in words when they do not: the points are then lost to a broken ``Value``, which the
-``Value`` cells grade on their own, and the message sends the student there.
+The classes necessarily run on the student's ``Value``. So the ``Neuron`` checks first make sure
+that the few operations they build on (``+``, ``*``, ``relu``, the reflected forms, ``backward``)
+work, and say so in words when they do not: the points are then lost to a broken ``Value``, which
+the ``Value`` cells grade on their own, and the message sends the student there. ``Layer`` and
+``MLP`` are graded on their own when a part they are built from is broken: they are checked again
+with a stand-in ``Neuron`` or ``Layer`` that records how it is built and called
+(:func:`graded_with_stand_ins`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ import torch
 
 from . import checks
 
-__all__ = ["Layout", "value_problem", "require_value", "require_part", "parameters_of", "check_structure", "check_init", "check_random_module",
-           "check_forward", "check_gradients", "check_zero_grad", "torch_forward"]
+__all__ = ["Layout", "value_problem", "require_value", "parameters_of", "check_structure", "check_init", "check_random_module",
+           "check_forward", "check_gradients", "check_zero_grad", "torch_forward", "quick_check",
+           "check_layer_with_stand_ins", "check_mlp_with_stand_ins", "graded_with_stand_ins"]
 
 
 @dataclass(frozen=True)
@@ -105,16 +109,6 @@ def require_value(Value, what: str) -> None:
             f"{what} runs on your Value, and your Value is not right yet: {problem}. These checks can only "
             "pass once `+`, `*`, `relu`, the reflected forms and `backward()` work; fix the Value cells "
             "first (they are graded on their own) (diagnosis: value_broken)")
-
-
-def require_part(check, what: str, part: str) -> None:
-    """Run ``check()`` (a quick check of a class this one is built from); name ``part`` if it fails."""
-    try:
-        check()
-    except AssertionError as exc:
-        first = re.sub(r"\s*\(diagnosis: \w+\)", "", str(exc).splitlines()[0])
-        raise AssertionError(f"{what} is built from your {part}, which is not right yet ({first}). Fix {part} "
-                             f"first: it is graded on its own (diagnosis: part_broken)") from None
 
 
 def check_structure(obj, Value, layout: Layout, what: str) -> list:
@@ -310,7 +304,9 @@ def check_zero_grad(model, params: Sequence, layout: Layout, what: str) -> None:
 
 def quick_check(cls, Value, nin: int, sizes: tuple[int, ...]) -> None:
     """A short check of ``Neuron`` (``sizes == ()``) or ``Layer`` (``sizes == (nout,)``): structure and
-    one forward pass with relu and without. Used by the next class's cells to name a broken part."""
+    one forward pass with relu and without, on a Value that works. Used by the next class's cells to
+    tell whether the part they are built from is usable."""
+    require_value(Value, cls.__name__)
     rng = random.Random(4123)
     for nonlin, args in [(True, (nin, *sizes)), (False, (nin, *sizes)), (True, (nin, 1)[:len(sizes) + 1])]:
         layout = Layout(nin, tuple(args[1:]) or (1,))
@@ -322,3 +318,181 @@ def quick_check(cls, Value, nin: int, sizes: tuple[int, ...]) -> None:
             p.data = -0.5 if k in biases else rng.uniform(-1.0, 1.0)  # at x = 0, relu and affine differ
         for x in ([0.0] * nin, [rng.uniform(-2, 2) for _ in range(nin)]):
             check_forward(obj, params, layout, x, nonlin, what)
+
+
+# --------------------------------------------------------------------------------------------
+# Stand-ins: grading Layer without the student's Neuron, and MLP without the student's Layer
+# --------------------------------------------------------------------------------------------
+# A stand-in is not a neuron or a layer: it computes nothing. It records how it was built and
+# called, and returns fresh marker Values, so that the checks below see exactly what the class under
+# test does with its parts: how many it builds, with which arguments, in which order it lists their
+# parameters, what it passes to each and what it returns. The student's Value is used only as a
+# container (``Value(number)`` and its ``grad``), never for arithmetic.
+
+
+def _stand_in(Value, kind: str):
+    made: list = []
+
+    class StandIn:
+        def __init__(self, nin, *args, **kwargs):
+            self.nin, self.args, self.kwargs = nin, args, kwargs
+            self.nout = args[0] if kind == "Layer" and args else None
+            width = 1 if kind == "Neuron" else (self.nout or 0)
+            self.params = [Value(0.001 * (len(made) + 1) + 0.01 * k) for k in range(width * (nin + 1))]
+            self.calls, self.outputs = [], []
+            made.append(self)
+
+        def nonlin(self):
+            extra = self.args[1:] if kind == "Layer" else self.args
+            return self.kwargs.get("nonlin", extra[0] if extra else True)
+
+        def __call__(self, x):
+            self.calls.append(x)
+            outs = [Value(float(len(self.outputs) + 1)) for _ in range(1 if kind == "Neuron" else self.nout)]
+            out = outs[0] if len(outs) == 1 else outs
+            self.outputs.append(out)
+            return out
+
+        def parameters(self):
+            return list(self.params)
+
+    StandIn.__name__ = StandIn.__qualname__ = f"StandIn{kind}"
+    StandIn.made = made
+    return StandIn
+
+
+class _swapped:
+    """Bind ``namespace[name]`` to ``value`` for the duration of a ``with`` block, then restore it."""
+
+    def __init__(self, namespace, name, value):
+        self.namespace, self.name, self.value = namespace, name, value
+
+    def __enter__(self):
+        self.saved = self.namespace.get(self.name)
+        self.namespace[self.name] = self.value
+
+    def __exit__(self, *exc):
+        self.namespace[self.name] = self.saved
+        return False
+
+
+def _same_items(got, want) -> bool:
+    return isinstance(got, (list, tuple)) and len(got) == len(want) and all(a is b for a, b in zip(got, want))
+
+
+def _check_parameters_concatenated(obj, parts, what: str) -> None:
+    params = checks.call(obj.parameters)
+    want = [p for part in parts for p in part.params]
+    if not isinstance(params, (list, tuple)) or len(params) != len(want):
+        n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
+        raise AssertionError(f"{what}.parameters() has {n} entries, expected the {len(want)} parameters of its "
+                             "parts (diagnosis: parameter_count)")
+    if not _same_items(params, want):
+        raise AssertionError(f"{what}.parameters() must list the parameters of its first part, then of the second, "
+                             "..., in order (diagnosis: parameter_order)")
+
+
+def check_layer_with_stand_ins(Layer, Value, namespace) -> None:
+    """Layer's own job, with ``Neuron`` replaced by a stand-in: nout neurons built with nin and the
+    keyword arguments, each called once on x, outputs returned in order (the single one when nout == 1),
+    parameters concatenated in order."""
+    StandIn = _stand_in(Value, "Neuron")
+    with _swapped(namespace, "Neuron", StandIn):
+        for nin, nout, kwargs in [(3, 4, {}), (2, 1, {}), (3, 2, {"nonlin": False}), (1, 3, {"nonlin": True})]:
+            what = f"Layer({nin}, {nout}{''.join(f', {k}={v}' for k, v in kwargs.items())})"
+            StandIn.made.clear()
+            layer = checks.call(Layer, nin, nout, **kwargs)
+            made = list(StandIn.made)
+            if len(made) != nout or any(n.nin != nin for n in made):
+                raise AssertionError(f"{what} built {len(made)} Neuron(s) with inputs {[n.nin for n in made]}, expected "
+                                     f"{nout} of Neuron({nin}, ...) (diagnosis: parameter_count)")
+            if any(n.nonlin() != kwargs.get("nonlin", True) for n in made):
+                raise AssertionError(f"{what}: its neurons were built with nonlin={made[0].nonlin()}; Layer passes its "
+                                     "keyword arguments on to each Neuron (diagnosis: nonlin_ignored)")
+            _check_parameters_concatenated(layer, made, what)
+            x = [0.5 * (i + 1) for i in range(nin)]
+            try:
+                out = layer(x)
+            except NotImplementedError as exc:
+                raise AssertionError(f"{what}: __call__ is not written yet (diagnosis: not_implemented)") from exc
+            if any(len(n.calls) != 1 for n in made):
+                raise AssertionError(f"{what}(x) called its neurons {[len(n.calls) for n in made]} times; each neuron "
+                                     "is called once on x (diagnosis: forward)")
+            if any([float(getattr(v, "data", v)) for v in n.calls[0]] != x for n in made):
+                raise AssertionError(f"{what}(x) did not pass x to every neuron (diagnosis: forward)")
+            outs = [n.outputs[0] for n in made]
+            if nout == 1 and out is not outs[0]:
+                _as_list(out, 1, what)  # a list of one: named
+                raise AssertionError(f"{what}(x) must return its neuron's output (diagnosis: wrong_return)")
+            if nout > 1 and not _same_items(out, outs):
+                raise AssertionError(f"{what}(x) must return the list of its neurons' outputs, in order "
+                                     "(diagnosis: wrong_return)")
+
+
+def check_mlp_with_stand_ins(MLP, Value, namespace) -> None:
+    """MLP's own job, with ``Layer`` replaced by a stand-in: layers of the right sizes, relu on all but
+    the last, each fed the previous one's output, parameters in layer order, zero_grad on all of them."""
+    StandIn = _stand_in(Value, "Layer")
+    with _swapped(namespace, "Layer", StandIn):
+        for nin, nouts in [(2, [4, 4, 1]), (3, [5, 2]), (2, [1])]:
+            what = f"MLP({nin}, {nouts})"
+            StandIn.made.clear()
+            mlp = checks.call(MLP, nin, list(nouts))
+            made = list(StandIn.made)
+            shapes = [(n.nin, n.nout) for n in made]
+            sizes = [nin, *nouts]
+            if shapes != list(zip(sizes[:-1], sizes[1:])):
+                raise AssertionError(f"{what} built layers of (inputs, outputs) {shapes}, expected "
+                                     f"{list(zip(sizes[:-1], sizes[1:]))} (diagnosis: parameter_count)")
+            flags = [n.nonlin() for n in made]
+            if flags[-1]:
+                raise AssertionError(f"{what}: the last layer is built with relu (nonlin={flags[-1]}); the last layer of "
+                                     "an MLP is linear, Layer(..., nonlin=False) (diagnosis: relu_last_layer)")
+            if not all(flags[:-1]):
+                raise AssertionError(f"{what}: hidden layers built with nonlin={flags[:-1]}; every layer but the last "
+                                     "applies relu (diagnosis: missing_relu)")
+            _check_parameters_concatenated(mlp, made, what)
+            x = [0.25 * (i + 1) for i in range(nin)]
+            try:
+                out = mlp(x)
+            except NotImplementedError as exc:
+                raise AssertionError(f"{what}: __call__ is not written yet (diagnosis: not_implemented)") from exc
+            if any(len(n.calls) != 1 for n in made):
+                raise AssertionError(f"{what}(x) called its layers {[len(n.calls) for n in made]} times; each layer is "
+                                     "called once (diagnosis: forward)")
+            if [float(getattr(v, "data", v)) for v in made[0].calls[0]] != x:
+                raise AssertionError(f"{what}(x) did not pass x to the first layer (diagnosis: forward)")
+            for i in range(1, len(made)):
+                given, previous = made[i].calls[0], made[i - 1].outputs[0]
+                if not (given is previous or _same_items(given, previous)):
+                    raise AssertionError(f"{what}(x): layer {i} was not given the output of layer {i - 1}; chain the "
+                                         "layers (diagnosis: forward)")
+            if out is not made[-1].outputs[0]:
+                raise AssertionError(f"{what}(x) must return the last layer's output (diagnosis: wrong_return)")
+            every = [p for n in made for p in n.params]
+            for k, p in enumerate(every):
+                p.grad = 1.0 + k
+            checks.call(mlp.zero_grad)
+            left = sorted({i for i, n in enumerate(made) for p in n.params if p.grad != 0})
+            if left:
+                raise AssertionError(f"{what}: after zero_grad(), parameters of layer(s) {left} still hold a gradient "
+                                     "(diagnosis: zero_grad_incomplete)")
+
+
+def graded_with_stand_ins(real, part_check, stand_in, what: str, part: str) -> None:
+    """Run the ``real`` checks (on the student's own parts). If they fail and the ``part`` the class is
+    built from is not right (``part_check`` fails), grade the class on ``stand_in`` instead, so that a
+    broken part costs its own points only."""
+    try:
+        real()
+        return
+    except AssertionError as exc:
+        failure = exc
+    try:
+        part_check()
+    except AssertionError as part_exc:
+        stand_in()
+        first = re.sub(r"\s*\(diagnosis: \w+\)", "", str(part_exc).splitlines()[0])
+        print(f"{what} is right: it was checked with a stand-in for your {part}, which is not right yet ({first}).")
+        return
+    raise failure

@@ -914,8 +914,10 @@ with needs("Value", "topological_order"), graphs.paused_gc():
 # neurons, of layers, the `nonlin` flag) as you like.
 #
 # The grade cells below compute the expected outputs and gradients themselves, with `torch` in
-# float64, from the `.data` of your parameters. They need your `Value` to work (`+`, `*`, `relu`,
-# `backward()`); if it does not yet, they say so.
+# float64, from the `.data` of your parameters. The `Neuron` cells need your `Value` to work (`+`,
+# `*`, `relu`, `backward()`); if it does not yet, they say so. `Layer` and `MLP` earn their points
+# on their own: if the class they are built from is not right yet, they are checked with a stand-in
+# for it.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "Neuron", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Neuron:
@@ -1026,7 +1028,8 @@ class Layer:
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Layer", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # Layer: nout neurons in parameters() order, keyword arguments passed to Neuron, a list out (a single Value
-# when nout == 1), gradients against torch (float64). It is built from your Neuron, checked first.
+# when nout == 1), gradients against torch (float64). If your Neuron (or Value) is not right yet, Layer is
+# checked with a stand-in Neuron instead, so that it earns its points on its own.
 def _check_layer(nin, nout, seed, **kwargs):
     what = f"Layer({nin}, {nout}{''.join(f', {k}={v}' for k, v in kwargs.items())})"
     relu = kwargs.get("nonlin", True)
@@ -1042,18 +1045,22 @@ def _check_layer(nin, nout, seed, **kwargs):
     nn_checks.check_gradients(layer, params, layout, Value, [rng.uniform(-2, 2) for _ in range(nin)], relu, what, seed)
 
 
-checks.call(Layer, 2, 3)  # written at all? then the Value it runs on
-nn_checks.require_value(Value, "Layer")
-nn_checks.require_part(lambda: nn_checks.quick_check(Neuron, Value, 2, ()), "Layer", "Neuron")
-_check_layer(3, 4, 1)
-_check_layer(3, 2, 2, nonlin=False)
-_check_layer(2, 1, 3)
+def _layer_checks(cases):
+    def run():
+        checks.call(Layer, 2, 3)  # written at all? then the Value it runs on
+        nn_checks.require_value(Value, "Layer")
+        for args, kwargs in cases:
+            _check_layer(*args, **kwargs)
+
+    nn_checks.graded_with_stand_ins(run, lambda: nn_checks.quick_check(Neuron, Value, 2, ()),
+                                    lambda: nn_checks.check_layer_with_stand_ins(Layer, Value, globals()),
+                                    "Layer", "Neuron")
+
+
+_layer_checks([((3, 4, 1), {}), ((3, 2, 2), {"nonlin": False}), ((2, 1, 3), {})])
 print("Layer lists its neurons' outputs (one Value when nout == 1) and their parameters in order.")
 ### BEGIN HIDDEN TESTS
-_check_layer(1, 3, 11)
-_check_layer(4, 1, 12, nonlin=False)
-_check_layer(5, 6, 13)
-_check_layer(2, 5, 14, nonlin=True)
+_layer_checks([((1, 3, 11), {}), ((4, 1, 12), {"nonlin": False}), ((5, 6, 13), {}), ((2, 5, 14), {"nonlin": True})])
 ### END HIDDEN TESTS
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "MLP", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -1088,6 +1095,7 @@ class MLP:
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_MLP", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # MLP: parameters layer by layer, relu on every layer but the last (linear), a single Value out when the last width is 1.
+# If your Layer (or what it is built from) is not right yet, MLP is checked with a stand-in Layer instead.
 # It is built from your Layer, checked first.
 def _check_mlp(nin, nouts, seed):
     what = f"MLP({nin}, {nouts})"
@@ -1102,21 +1110,26 @@ def _check_mlp(nin, nouts, seed):
     return mlp, params, layout
 
 
-checks.call(MLP, 2, [3, 1])  # written at all? then the Value it runs on
-nn_checks.require_value(Value, "MLP")
-nn_checks.require_part(lambda: nn_checks.quick_check(Layer, Value, 2, (3,)), "MLP", "Layer")
-_check_mlp(2, [4, 4, 1], 1)
-_check_mlp(3, [5, 2], 2)
+def _mlp_checks(check, cases):
+    def run():
+        checks.call(MLP, 2, [3, 1])  # written at all? then the Value it runs on
+        nn_checks.require_value(Value, "MLP")
+        for args in cases:
+            check(*args)
+
+    nn_checks.graded_with_stand_ins(run, lambda: nn_checks.quick_check(Layer, Value, 2, (3,)),
+                                    lambda: nn_checks.check_mlp_with_stand_ins(MLP, Value, globals()), "MLP", "Layer")
+
+
+_mlp_checks(_check_mlp, [(2, [4, 4, 1], 1), (3, [5, 2], 2)])
 print("MLP chains its layers, relu everywhere but on the last layer, parameters in layer order.")
 ### BEGIN HIDDEN TESTS
-_check_mlp(1, [3, 1], 11)
-_check_mlp(4, [6, 5, 4, 3], 12)
-_check_mlp(2, [1], 13)
-_check_mlp(2, [16, 16, 1], 14)
+_mlp_checks(_check_mlp, [(1, [3, 1], 11), (4, [6, 5, 4, 3], 12), (2, [1], 13), (2, [16, 16, 1], 14)])
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_MLP_gradients", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # MLP: gradients of a loss through every layer against torch (float64); zero_grad() resets every parameter of every layer.
+# If your Layer (or what it is built from) is not right yet, MLP is checked with a stand-in Layer instead.
 def _check_mlp_gradients(nin, nouts, seed):
     what = f"MLP({nin}, {nouts})"
     rng = random.Random(seed)
@@ -1129,16 +1142,21 @@ def _check_mlp_gradients(nin, nouts, seed):
     nn_checks.check_zero_grad(mlp, params, layout, what)
 
 
-checks.call(MLP, 2, [3, 1])  # written at all? then the Value it runs on
-nn_checks.require_value(Value, "MLP")
-nn_checks.require_part(lambda: nn_checks.quick_check(Layer, Value, 2, (3,)), "MLP", "Layer")
-_check_mlp_gradients(2, [4, 4, 1], 1)
-_check_mlp_gradients(3, [5, 2], 2)
+def _mlp_checks(check, cases):
+    def run():
+        checks.call(MLP, 2, [3, 1])  # written at all? then the Value it runs on
+        nn_checks.require_value(Value, "MLP")
+        for args in cases:
+            check(*args)
+
+    nn_checks.graded_with_stand_ins(run, lambda: nn_checks.quick_check(Layer, Value, 2, (3,)),
+                                    lambda: nn_checks.check_mlp_with_stand_ins(MLP, Value, globals()), "MLP", "Layer")
+
+
+_mlp_checks(_check_mlp_gradients, [(2, [4, 4, 1], 1), (3, [5, 2], 2)])
 print("Gradients flow through every layer of the MLP as torch computes them, and zero_grad() resets them all.")
 ### BEGIN HIDDEN TESTS
-_check_mlp_gradients(1, [3, 1], 21)
-_check_mlp_gradients(4, [6, 5, 4, 3], 22)
-_check_mlp_gradients(2, [16, 16, 1], 23)
+_mlp_checks(_check_mlp_gradients, [(1, [3, 1], 21), (4, [6, 5, 4, 3], 22), (2, [16, 16, 1], 23)])
 ### END HIDDEN TESTS
 
 
