@@ -498,7 +498,7 @@ t_check_initial([5, 7, 6, 3], 1, 3)
 # Your untrained network on the training set, against $\log K$:
 
 # %%
-with needs("Capstone", "initial_loss_check"):
+with needs("Capstone", "xavier_init", "LinearFunction", "Tanh", "initial_loss_check"):
     model = Capstone([nx, 64, nb_classes], generator=torch.Generator().manual_seed(0))
     start_loss = initial_loss_check(model, x_train, y_train)
     print(f"initial loss {start_loss:.4f}   log K = log {nb_classes} = {math.log(nb_classes):.4f}   "
@@ -596,7 +596,7 @@ t_check_overfit([5, 8, 2], 1, 5, 0.01, 4)
 # Now your network on 32 training digits. The loss should fall to nearly zero: the network has enough parameters to memorise them.
 
 # %%
-with needs("Capstone", "overfit_small"):
+with needs("Capstone", "overfit_small", "adam_step", "SoftmaxCrossEntropy"):
     small_model = Capstone([nx, 64, nb_classes], generator=torch.Generator().manual_seed(1))
     overfit_losses = overfit_small(small_model, x_train[:32], y_train[:32], nb_steps=200, lr=1e-2)
     with torch.no_grad():
@@ -856,7 +856,7 @@ if on_mnist:  # bigger inputs: a wider hidden layer, bigger batches, fewer epoch
 else:
     SIZES, BATCH, NB_EPOCHS, LR = [nx, 64, nb_classes], 32, 25, 1e-2
 
-with needs("Capstone", "train_capstone", "evaluate"):
+with needs("Capstone", "train_capstone", "adam_step", "evaluate"):
     init_model = Capstone(SIZES, generator=torch.Generator().manual_seed(0))
     sweep = {}
     for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1):
