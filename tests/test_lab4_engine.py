@@ -631,3 +631,46 @@ def test_stand_ins_pass_the_right_classes_and_micrograd_and_restore_the_names():
     with nn_checks._swapped(ns, "Layer", "stand-in"):
         assert ns["Layer"] == "stand-in"
     assert ns["Layer"] == "mine"
+
+
+# --------------------------------------------------------------------------------------------
+# The moons helpers
+# --------------------------------------------------------------------------------------------
+
+
+def test_moons_are_small_lists_of_floats_with_labels_plus_minus_one_and_fixed_by_the_seed():
+    from backproplab import moons
+
+    xs, ys = moons.load_moons(30, noise=0.1, seed=3)
+    assert len(xs) == len(ys) == 30 and all(len(x) == 2 and all(type(v) is float for v in x) for x in xs)
+    assert set(ys) == {-1.0, 1.0}
+    assert moons.load_moons(30, noise=0.1, seed=3) == (xs, ys)
+    assert moons.load_moons(30, noise=0.1, seed=4)[0] != xs
+
+
+def test_grid_scores_agree_with_the_point_by_point_reference():
+    import torch
+    from backproplab import moons, nn_checks
+
+    layout = nn_checks.Layout(2, (5, 3, 1))
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.randn(layout.count, generator=gen, dtype=torch.float64)
+    points = torch.randn(7, 2, generator=gen, dtype=torch.float64)
+    batch = moons.scores(theta.tolist(), layout, points)
+    one_by_one = torch.stack([nn_checks.torch_forward(theta, p, layout, relu_last=False)[0] for p in points])
+    assert torch.allclose(batch, one_by_one)
+
+
+def test_plots_take_an_ax_and_return_it():
+    from backproplab import moons, nn_checks
+    from matplotlib.figure import Figure
+
+    layout = nn_checks.Layout(2, (4, 1))
+    xs, ys = moons.load_moons(12)
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert moons.plot_boundary(ax, [0.1] * layout.count, layout, xs, ys, steps=20, title="t") is ax
+    assert ax.get_title() == "t" and len(ax.collections) >= 3  # regions, boundary, two scatters
+    ax2 = fig.add_subplot(2, 1, 2)
+    assert moons.plot_losses(ax2, {"a": [1.0, 0.5], "b": [1.0, 2.0]}) is ax2
+    assert len(ax2.get_lines()) == 2
