@@ -910,8 +910,10 @@ with needs("Value", "topological_order"), graphs.paused_gc():
 #   last, which stays linear so that the output can be any real number (a score). `parameters()`
 #   lists them layer by layer, and `zero_grad()` sets the `grad` of every parameter to 0.
 #
-# Only `w`, `b`, `parameters()`, calling, and `zero_grad()` are graded. Name the rest (the list of
-# neurons, of layers, the `nonlin` flag) as you like.
+# Build each class from the previous one, as micrograd does: a `Layer` makes its neurons with
+# `Neuron(...)`, an `MLP` makes its layers with `Layer(...)`. Only `w`, `b`, `parameters()`, calling,
+# and `zero_grad()` are graded. Name the rest (the list of neurons, of layers, the `nonlin` flag) as
+# you like.
 #
 # The grade cells below compute the expected outputs and gradients themselves, with `torch` in
 # float64, from the `.data` of your parameters. The `Neuron` cells need your `Value` to work (`+`,
@@ -1997,7 +1999,8 @@ for label, action in [("y = x.sin(); y += 1; backward()", sin_then_add),
 # `False`. Return a Python `bool`.
 #
 # It is graded on hidden candidates: several right ones written in different ways (explicit stack,
-# Kahn's algorithm, ...) and eight wrong ones. If your check rejects a right one, it scores 0.
+# Kahn's algorithm, ...) and eight wrong ones, with at most 10 s for each call of your check (a
+# chain of 100,000 nodes takes well under a second). If your check rejects a right one, it scores 0.
 # Otherwise it earns the points in proportion to the wrong ones it rejects.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "check_topological_order", "locked": false, "schema_version": 3, "solution": true, "task": false}
