@@ -12,7 +12,7 @@ BROWSER ?= $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname
 LAB_FLAGS := --ServerApp.root_dir=notebooks --port=$(PORT) $(if $(filter no,$(BROWSER)),--no-browser) \
              $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.port_retries=0
 
-.PHONY: lab test test-fast lint release check-release grade grade-demo bench clean help
+.PHONY: lab test test-fast lint release check-release grade grade-demo bench clean help student-kit
 
 help:
 	@echo "make lab        open JupyterLab on notebooks/ (BROWSER=no for a headless machine)"
@@ -21,6 +21,7 @@ help:
 	@echo "make grade SUBMISSIONS=dir OUT=dir   grade a whole class"
 	@echo "make grade-demo grade the demo class in autograder/demo"
 	@echo "make bench      print the benchmark table"
+	@echo "make student-kit  build dist/student-kit: what a course hands its students (no answers)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,5 +57,8 @@ grade-demo: $(STAMP)
 bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench.run
 
+student-kit: $(STAMP)
+	$(BIN)/python -m backproplab_autograder.studentkit $(or $(OUT),dist/student-kit)
+
 clean:
-	rm -rf autograder/runtime grading-output bench/results .pytest_cache
+	rm -rf autograder/runtime grading-output bench/results .pytest_cache dist

@@ -5,7 +5,6 @@ nbgrader's own executed copies, in test_nbgrader_round.py.)"""
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import pytest
 from backproplab_autograder import course, sources
 from backproplab_autograder.course import ASSIGNMENTS, RELEASE, SOLUTIONS, available_assignments
 from backproplab_autograder.release import comparable, generate
+
+from tests.helpers.leaks import solution_lines
 
 REPO = Path(__file__).resolve().parents[1]
 LABS = available_assignments()
@@ -78,32 +79,10 @@ def test_committed_release_matches_nbgrader_output(aid):
         assert comparable(_release_path(aid)) == comparable(fresh), f"notebooks/{aid} is stale: run `make release`"
 
 
-def _solution_lines(aid: str) -> list[str]:
-    """Substantial lines written only between BEGIN/END SOLUTION or HIDDEN TESTS markers
-    (a line that the source also shows outside those regions is public anyway)."""
-    nb = nbformat.read(_solution_path(aid), as_version=4)
-    secret, public = [], set()
-    for cell in nb.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            s = line.strip()
-            if re.match(r"#+ *BEGIN (SOLUTION|HIDDEN TESTS)", s):
-                inside = True
-                continue
-            if re.match(r"#+ *END (SOLUTION|HIDDEN TESTS)", s):
-                inside = False
-                continue
-            if inside and len(s) >= 28 and not s.startswith("#"):
-                secret.append(s)
-            elif not inside:
-                public.add(s)
-    return [s for s in secret if s not in public]
-
-
 @slow
 @pytest.mark.parametrize("aid", LABS)
 def test_no_solution_text_in_release_or_library(aid):
-    lines = _solution_lines(aid)
+    lines = solution_lines(_solution_path(aid))
     assert lines, "found no solution region to look for"
     release_text = _release_path(aid).read_text()
     assert sorted(p.name for p in (RELEASE / aid).iterdir()) == [ASSIGNMENTS[aid]], \

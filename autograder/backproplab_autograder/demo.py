@@ -42,7 +42,7 @@ def _solution_answers(aid: str, nb_name: str) -> dict[str, str]:
     answers = {}
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and cell.cell_type == "code":
+        if meta.get("solution"):  # code answers, and written answers (the model answer, as a student's text)
             answers[meta["grade_id"]] = "\n".join(ln for ln in cell.source.splitlines() if not _MARKER.match(ln))
     return answers
 
@@ -131,6 +131,11 @@ def check(results: list[dict], built: dict[str, list[str]]) -> list[str]:
                 gid = cell["grade_id"]
                 where = f"{student}/{aid}/{gid}"
                 detail = f"({cell['reason']}: {cell['message'][:160]})"
+                if student != "blank" and gid.startswith("answer_"):
+                    # a written answer: never auto-graded, it waits for a person in the formgrader
+                    if cell["reason"] != "needs_manual_grade":
+                        problems.append(f"{where}: a written answer should wait for a grader {detail}")
+                    continue
                 if student == "blank":
                     target = 0.0
                 elif gid in special:
