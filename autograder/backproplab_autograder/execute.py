@@ -31,6 +31,7 @@ import os
 import re
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
 from time import monotonic
@@ -40,9 +41,11 @@ from nbclient.util import ensure_async, run_sync
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
-from . import sandbox
-from .launcher import DIR_VAR, NETNS_VAR, UID_VAR
-from .limits import Limits
+from . import container, neutralise, sandbox
+from .cgroups import ENV_VAR as CGROUP_VAR
+from .cgroups import JobCgroup
+from .launcher import DIR_VAR, ISOLATION, NETNS_VAR, NOTEBOOK_VAR, RUN_DIR, UID_VAR
+from .limits import MIB, Limits
 
 RECORDS_VAR = "BACKPROPLAB_RECORDS_DIR"
 SUBMITTED_VAR = "BACKPROPLAB_SUBMITTED_DIR"
@@ -51,45 +54,121 @@ SLOT_VAR = "BACKPROPLAB_SLOT"
 
 MISSING_KEY = "backproplab"   # cell.metadata[MISSING_KEY]["missing_cell"] = why, set by the pre-check
 
-_MEMORY = re.compile(r"MemoryError|can't allocate memory|Cannot allocate memory|out of memory|bad_alloc", re.I)
-_PROCESSES = re.compile(r"Resource temporarily unavailable|BlockingIOError|can't start new thread", re.I)
-_FILE_SIZE = re.compile(r"File too large|Errno 27", re.I)
-
-
 def error_output(ename: str, evalue: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
-def classify_error(ename: str, evalue: str) -> str | None:
-    """A grader-level reason for a Python error raised in the kernel, or None for an ordinary failure."""
-    text = f"{ename}: {evalue}"
-    if ename == "MemoryError" or _MEMORY.search(text):
+@dataclass
+class Observation:
+    """What the harness itself saw of the job's kernels (never what the student's code printed)."""
+
+    oom_kill: int = 0           # the cgroup's OOM kill counter
+    memory_max_hits: int = 0    # times the cgroup's memory use reached its limit (failcnt / events max)
+    pids_max_hits: int = 0      # forks the cgroup's pids.max refused
+    vm_peak: int = 0            # largest VmPeak (bytes) among the job's processes, vs RLIMIT_AS
+    processes: int = 0          # processes of the job (cgroup or sandbox uid)
+    largest_file: int = 0       # bytes of the largest file in the kernel's writable folders (vs RLIMIT_FSIZE)
+
+    def grew(self, before: Observation, name: str) -> bool:
+        return getattr(self, name) > getattr(before, name)
+
+
+def classify_error(before: Observation, after: Observation, limits: Limits, has_cgroup: bool) -> str | None:
+    """A grader-level reason for an error a cell raised, from what the harness observed during the cell.
+
+    ``out_of_memory``: the cgroup's OOM kill counter or memory-limit hits grew, or a process of the job
+    reached 85% of RLIMIT_AS during the cell (a failed allocation under the address-space limit).
+    ``policy``: the cgroup refused a fork (pids.max), or, without a cgroup, the job had half its
+    process limit; or a file of the kernel reached RLIMIT_FSIZE. Else None (an ordinary failure).
+    The exception's type and message are never looked at: a student can raise any of them.
+    """
+    if after.grew(before, "oom_kill") or after.grew(before, "memory_max_hits"):
         return "out_of_memory"
-    if ename in ("BlockingIOError",) or _PROCESSES.search(text) or _FILE_SIZE.search(text):
+    if after.vm_peak > before.vm_peak and after.vm_peak >= 0.85 * limits.memory_mib * MIB:
+        return "out_of_memory"
+    if after.grew(before, "pids_max_hits"):
+        return "policy"
+    if not has_cgroup and after.processes >= max(2, limits.processes // 2):
+        return "policy"
+    if after.largest_file >= limits.file_mib * MIB > before.largest_file:
         return "policy"
     return None
 
 
-def death_reason(status: int | None, cell: NotebookNode) -> tuple[str, str]:
-    """Why the kernel process ended, from its exit status (negative: killed by that signal)."""
-    text = "\n".join(o.get("evalue", "") + "".join(o.get("text", "")) for o in cell.get("outputs", []))
+def _signal_name(sig: int) -> str:
+    return signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+
+
+def death_reason(status: int | None, before: Observation | None = None, after: Observation | None = None,
+                 limits: Limits | None = None, has_cgroup: bool = False, container: bool = False) -> tuple[str, str]:
+    """Why the kernel process ended: its exit status (negative: killed by that signal; under bwrap,
+    128 + the signal) and the cgroup's counters. Never the cell's output."""
+    before, after = before or Observation(), after or Observation()
+    if after.grew(before, "oom_kill"):
+        return "out_of_memory", "the kernel was killed by the out-of-memory killer at the job's memory limit"
     if status is None:
         return "crash", "the kernel stopped answering"
-    if status < 0:
-        sig = -status
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+    sig = -status if status < 0 else (status - 128 if container and 128 < status < 128 + 65 else None)
+    if sig is not None:
+        name = _signal_name(sig)
         if sig == signal.SIGXCPU:
             return "timeout", f"the kernel used up its CPU time limit ({name})"
         if sig == signal.SIGXFSZ:
             return "policy", f"the kernel wrote a file larger than the limit ({name})"
-        if sig == signal.SIGKILL or _MEMORY.search(text):
-            return "out_of_memory", f"the kernel was killed ({name}), most likely for running out of memory"
-        if sig == signal.SIGABRT and _MEMORY.search(text):
-            return "out_of_memory", f"the kernel aborted ({name}) after failing to allocate memory"
+        if sig == signal.SIGKILL:
+            if limits is not None and (after.grew(before, "memory_max_hits") or
+                                       after.vm_peak >= 0.85 * limits.memory_mib * MIB):
+                return "out_of_memory", f"the kernel was killed ({name}) at its memory limit"
+            if not has_cgroup:
+                return "out_of_memory", f"the kernel was killed ({name}), most likely for running out of memory"
+            return "crash", f"the kernel was killed ({name})"
         return "crash", f"the kernel crashed ({name})"
-    if _MEMORY.search(text):
-        return "out_of_memory", f"the kernel exited (status {status}) after failing to allocate memory"
     return "crash", f"the kernel process exited with status {status} (os._exit or a fatal error)"
+
+
+def _vm_peak(pids: list[int]) -> int:
+    peak = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmPeak:"):
+                        peak = max(peak, int(line.split()[1]) * 1024)
+                        break
+        except (OSError, ValueError):
+            continue
+    return peak
+
+
+def _owner(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def _largest_file(folders: list[str], budget: int = 5000) -> int:
+    """The largest regular file under ``folders`` (lstat only, no link followed, at most ``budget`` entries)."""
+    import stat as stat_mod
+
+    largest, stack, seen = 0, list(folders), 0
+    while stack and seen < budget:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    seen += 1
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if stat_mod.S_ISDIR(st.st_mode):
+                        stack.append(entry.path)
+                    elif stat_mod.S_ISREG(st.st_mode):
+                        largest = max(largest, st.st_size)
+        except OSError:
+            continue
+    return largest
 
 
 def _output_size(out: NotebookNode) -> int:
@@ -126,13 +205,50 @@ class SandboxedExecute(Execute):
         self.submitted_dir = os.environ.get(SUBMITTED_VAR)
         # a kernel in its own network namespace cannot reach our TCP loopback: talk over Unix sockets
         self.ipc = os.environ.get(NETNS_VAR) == "1" and sandbox.is_root()
+        self.protected = os.environ.get(NETNS_VAR) == "1"
+        self.container = self.protected and sandbox.is_root() and container.probe() is None
+        self.group: JobCgroup | None = None
+        self.cgroup_note = "no cgroup (--unsafe)" if not self.protected else "no cgroup"
 
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
         if getattr(self, "ipc", False):
             km.transport = "ipc"
-            km.ip = str(self.box / "kernel-ipc")
+            km.ip = str(self.box / "ipc" / "kernel")
         return km
+
+    # -- what the harness observes ------------------------------------------------------------------
+    def _job_pids(self) -> list[int]:
+        if self.group is not None:
+            return self.group.pids()
+        if self.uid is not None:
+            return sandbox.uid_pids(self.uid)
+        proc = getattr(getattr(getattr(self, "km", None), "provisioner", None), "process", None)
+        return [proc.pid] if proc is not None else []
+
+    def _writable_folders(self, pids: list[int]) -> list[str]:
+        if self.container:  # the kernel's own view of its tmpfs mounts, through a process of the sandbox uid
+            mine = [pid for pid in pids if self.uid is not None and _owner(pid) == self.uid]
+            return [f"/proc/{pid}/root{d}" for pid in mine[:1]
+                    for d in (container.WORKDIR, "/tmp", "/var/tmp", "/dev/shm")]
+        return [str(self.box / "home")]
+
+    def _observe(self, files: bool = False) -> Observation:
+        pids = self._job_pids()
+        obs = Observation(vm_peak=_vm_peak(pids), processes=len(pids))
+        if self.group is not None:
+            c = self.group.counters()
+            obs.oom_kill, obs.memory_max_hits, obs.pids_max_hits = c["oom_kill"], c["memory_max_hits"], \
+                c["pids_max_hits"]
+        if files:
+            obs.largest_file = _largest_file(self._writable_folders(pids))
+        return obs
+
+    def _isolation(self) -> dict:
+        try:
+            return json.loads((self.box / RUN_DIR / ISOLATION).read_text())
+        except (OSError, ValueError):
+            return {}
 
     # -- the notebook loop -----------------------------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
@@ -146,6 +262,15 @@ class SandboxedExecute(Execute):
         submitted = Path(self.submitted_dir) / f"{notebook_id}.ipynb" if self.submitted_dir else None
         self.box = sandbox.prepare_sandbox(self.sandbox_root, self.slot, submitted, self.uid)
         os.environ[DIR_VAR] = str(self.box)  # the launcher's working directory (kernel env = ours)
+        os.environ[NOTEBOOK_VAR] = submitted.name if submitted is not None else ""
+        os.environ.pop(CGROUP_VAR, None)
+        if self.protected:
+            self.group, self.cgroup_note = JobCgroup.create(
+                f"job-{os.getpid()}-slot{self.slot}-{time.time_ns()}", self.limits.memory_mib * MIB,
+                self.limits.processes)
+            if self.group is not None:
+                os.environ[CGROUP_VAR] = self.group.to_env()
+        self._before = Observation()
         self.records: list[dict] = []
         self.restarts = 0
         self._cell_bytes, self._capped, self._timed_out = 0, False, False
@@ -160,11 +285,27 @@ class SandboxedExecute(Execute):
                 for index, cell in enumerate(self.nb.cells):
                     self._run_cell(cell, resources, index)
         finally:
+            self.protections = self._protections()
+            if self.group is not None:
+                self.group.remove()
             if self.uid is not None:
                 sandbox.kill_uid(self.uid)
             self._write_records(notebook_id)
         self.set_widgets_metadata()
         return self.nb, self.resources
+
+    def _protections(self) -> dict:
+        """Exactly which protections this job's kernels ran under (from the launcher's own record)."""
+        iso = self._isolation()
+        return {
+            "container": iso.get("container") or ("none: --unsafe" if not self.protected else "unknown"),
+            "uid": iso.get("uid"),
+            "network": iso.get("network"),
+            "hidden": iso.get("hidden"),
+            "cgroup": self.cgroup_note,
+            "rlimits": iso.get("rlimits", []),
+            "summary": protection_summary(iso, self.group is not None, self.protected),
+        }
 
     def _record(self, index: int, cell: NotebookNode, reason: str, message: str) -> None:
         meta = cell.metadata.get("nbgrader", {})
@@ -182,7 +323,8 @@ class SandboxedExecute(Execute):
             return
         folder = Path(self.records_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        data = {"notebook": notebook_id, "restarts": self.restarts, "cells": self.records}
+        data = {"notebook": notebook_id, "restarts": self.restarts, "cells": self.records,
+                "protections": getattr(self, "protections", None)}
         tmp = folder / f".{notebook_id}.json.tmp"
         tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, folder / f"{notebook_id}.json")
@@ -213,11 +355,13 @@ class SandboxedExecute(Execute):
         self._cell_bytes = 0
         self._capped = False
         self._timed_out = False
+        before = self._observe(files=True)
         try:
             self.preprocess_cell(cell, resources, index)
         except DeadKernelError:
             status = self._exit_status()
-            reason, why = death_reason(status, cell)
+            reason, why = death_reason(status, before, self._observe(), self.limits, self.group is not None,
+                                       self.container)
             msg = f"{why} while running this cell; a new kernel ran the rest of the notebook ({reason})"
             cell.outputs.append(error_output("KernelDied", msg))
             self._record(index, cell, reason, msg)
@@ -233,6 +377,8 @@ class SandboxedExecute(Execute):
                 msg = f"this cell ran longer than {self.timeout} s and was stopped (timeout)"
             responsive = self._responsive(self.limits.interrupt_grace + 2)
             procs = len(sandbox.uid_pids(self.uid)) if self.uid is not None else 1
+            if self.group is not None:
+                procs = max(procs, len(self.group.pids()))
             if procs >= min(16, max(2, self.limits.processes // 2)):
                 reason, ename = "policy", "ProcessLimit"
                 msg = (f"this cell started {procs} processes (limit {self.limits.processes}) and did not "
@@ -249,7 +395,7 @@ class SandboxedExecute(Execute):
             return
         for out in cell.outputs:
             if out.get("output_type") == "error":
-                reason = classify_error(out.get("ename", ""), out.get("evalue", ""))
+                reason = classify_error(before, self._observe(files=True), self.limits, self.group is not None)
                 if reason:
                     what = {"out_of_memory": f"the cell ran out of memory (limit {self.limits.memory_mib} MiB)",
                             "policy": "the cell hit the grader's limit on processes or file size"}[reason]
@@ -336,6 +482,8 @@ class SandboxedExecute(Execute):
 
     async def _async_restart(self) -> None:
         self.restarts += 1
+        if self.group is not None:
+            self.group.kill()
         if self.uid is not None:
             sandbox.kill_uid(self.uid)
         await self._async_cleanup_kernel()
@@ -360,6 +508,32 @@ class SandboxedExecute(Execute):
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
                 return True
         return False
+
+
+def protection_summary(iso: dict, cgroup: bool, protected: bool) -> str:
+    """One line for the CSV: the protections that were active, e.g.
+    ``container(bwrap) uid netns pidns tmpfs cgroup rlimits``; ``unsafe`` or ``reduced: ...`` otherwise."""
+    if not protected:
+        return "unsafe (--unsafe: no uid, no namespaces, no container)"
+    parts = []
+    if iso.get("container") == "bwrap":
+        parts += ["container(bwrap)", "pidns", "mountns", "tmpfs"]
+    if iso.get("uid") is not None:
+        parts.append("uid")
+    if iso.get("network") == "new namespace":
+        parts.append("netns")
+    if isinstance(iso.get("hidden"), list) and iso.get("hidden"):
+        parts.append("hidden-folders")
+    if cgroup:
+        parts.append("cgroup")
+    if iso.get("rlimits"):
+        parts.append("rlimits")
+    text = " ".join(parts) or "none"
+    if iso.get("container") != "bwrap" or not cgroup:
+        missing = [w for w, ok in (("container", iso.get("container") == "bwrap"), ("uid", iso.get("uid") is not None),
+                                   ("cgroup", cgroup)) if not ok]
+        text = f"reduced ({text}; missing: {', '.join(missing)})"
+    return text
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -406,8 +580,18 @@ class FeedbackScrub(NbGraderPreprocessor):
     hidden inputs it is called with). The instructor's grades_detailed.csv keeps full messages.
     """
 
+    def preprocess(self, nb, resources):
+        # Everything a student's code displayed becomes inert (no script, no active markup) before
+        # nbconvert renders the page; the notebook's widget state goes too.
+        neutralise.scrub_notebook(nb)
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(self, cell, resources, index):
         meta = cell.metadata.get("nbgrader", {})
+        if not meta.get("grade"):
+            # nbgrader markers a student typed (``# BEGIN HIDDEN TESTS`` in a solution cell) would make
+            # ClearHiddenTests raise (no feedback, a grader error on every rerun): made inert here.
+            cell.source = neutralise.inert_markers(cell.get("source", ""))
         if cell.cell_type == "code" and meta.get("grade"):
             hidden = hidden_lines(cell.source)
             kept = []

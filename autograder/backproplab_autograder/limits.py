@@ -3,7 +3,9 @@
 Every limit is enforced from outside the student's code: wall time by the grader's execute
 preprocessor (interrupt, then kill), output bytes by the same preprocessor, memory, processes,
 file size and CPU time by the kernel launcher (``setrlimit`` before the kernel starts, then a drop
-to an unprivileged uid when the grader runs as root).
+to an unprivileged uid when the grader runs as root); memory and processes of the whole job by its
+cgroup (:mod:`cgroups`) where the machine has one, the rlimits staying as a backstop; the size of the
+container's private tmpfs mounts by bubblewrap (:mod:`container`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Limits:
     output_bytes: int = 1 * MIB         # stream + display bytes kept per cell; more stops the cell
     file_mib: int = 64                  # RLIMIT_FSIZE: largest file the kernel may write
     kernel_startup: float = 60.0        # seconds to wait for a kernel to start
+    tmpfs_mib: int = 256                # size of each private tmpfs of the container (/tmp, /home/student, ...)
 
     @property
     def cpu_seconds(self) -> int:

@@ -40,6 +40,7 @@ import nbformat
 
 from . import policy as policy_mod
 from .execute import MISSING_KEY
+from .intake import refusal
 
 
 @dataclass
@@ -66,6 +67,10 @@ def check(path: Path, release: nbformat.NotebookNode, out: Path, known_kernels: 
           protected: set[str] | None = None) -> Precheck:
     """Check ``path`` against the released notebook; write the notebook nbgrader grades to ``out``."""
     result = Precheck()
+    why = refusal(path)  # a link, FIFO, huge or absurdly nested file: never read (intake.py)
+    if why:
+        result.ungradable = why
+        return result
     raw = Path(path).read_bytes()
     if not raw.strip():
         result.ungradable = "the file is empty"

@@ -3,8 +3,9 @@
 Worker slot ``k`` runs its kernels as uid ``UID_BASE + k`` when the grader is root, so that the
 process limit applies to that student alone and a clean-up (kill every process of the uid) can
 never reach another worker's kernel. Sandboxes live in a folder under the system temp directory
-that every uid can traverse but not list; each sandbox is owned by its uid, mode 0700, and holds
-only the copy of the notebook being graded.
+that every uid can traverse but not list; see :func:`prepare_sandbox` for the layout of a slot (root's
+``run/``, the uid's ``home/`` and ``ipc/``). The kernel itself runs in a bubblewrap container
+(:mod:`container`) when the machine allows it.
 """
 
 from __future__ import annotations
@@ -183,17 +184,36 @@ def make_sandbox_root() -> Path:
 
 
 def prepare_sandbox(root: Path, slot: int, notebook: Path | None, uid: int | None) -> Path:
-    """Empty the slot's sandbox and put a copy of ``notebook`` in it (owned by ``uid``)."""
+    """Empty the slot's sandbox and lay it out (see :mod:`launcher`); returns the slot's folder ``box``.
+
+    ``box`` (root, 0711) holds ``run/`` (root, 0711: the kernel's connection copies and the isolation
+    record, created there exclusively and never through a link; a root-only copy of the notebook for
+    the container), ``home/`` (the sandbox uid's working folder when there is no container, with a
+    copy of the notebook) and ``ipc/`` (the uid's: the kernel's sockets). Nothing root writes for the
+    kernel lives in a folder the uid can modify.
+    """
     box = Path(root) / f"slot{slot}"
     if uid is not None:
         kill_uid(uid)
-    if box.exists():
-        shutil.rmtree(box, ignore_errors=True)
-    box.mkdir(mode=0o700)
-    if notebook is not None and Path(notebook).exists():
-        shutil.copyfile(notebook, box / Path(notebook).name)
+    if box.is_symlink() or box.exists():
+        if box.is_symlink():
+            box.unlink()
+        else:
+            shutil.rmtree(box, ignore_errors=True)
+    box.mkdir(mode=0o711)
+    os.chmod(box, 0o711)
+    for name, mode in (("run", 0o711), ("home", 0o700), ("ipc", 0o700)):
+        (box / name).mkdir(mode=mode)
+        os.chmod(box / name, mode)
+    if notebook is not None and Path(notebook).is_file():
+        data = Path(notebook).read_bytes()
+        for folder, mode in (("run", 0o600), ("home", 0o600)):
+            fd = os.open(box / folder / Path(notebook).name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
     if uid is not None:
-        for path in [box, *box.rglob("*")]:
+        for path in [box / "home", box / "ipc", *(box / "home").rglob("*")]:
             os.lchown(path, uid, uid)
     return box
 
@@ -245,3 +265,24 @@ def kill_uid(uid: int, rounds: int = 20) -> int:
             os.waitpid(pid, 0)
         time.sleep(0.05)
     return first
+
+
+ALLOW_REDUCED_VAR = "BACKPROPLAB_ALLOW_REDUCED"   # "1": same as --allow-reduced (CI, scripts)
+
+
+def refuse_unprotected(args) -> str | None:
+    """Why ``backproplab-grade`` must not grade here without being told, or None.
+
+    Without root the kernels would run with the instructor's own rights: no uid drop, no
+    namespaces, no container, no cgroup (only the rlimits, the rebuild and the scan). That is refused
+    unless ``--allow-reduced`` (or ``BACKPROPLAB_ALLOW_REDUCED=1``) says so; ``--unsafe`` (measurement)
+    and ``--dask`` (the workers record their own protections) are not concerned. As root without
+    bubblewrap the grader runs in the reduced mode (uid, network namespace, hidden folders, cgroup) and
+    every result file and ``jobs.csv`` says so."""
+    if getattr(args, "unsafe", False) or getattr(args, "allow_reduced", False) or getattr(args, "dask", None):
+        return None
+    if os.environ.get(ALLOW_REDUCED_VAR) == "1" or is_root():
+        return None
+    return ("not root: a student's code would run with your rights (no uid drop, no namespaces, no container, "
+            "no cgroup; only the rlimits, the rebuild and the scan). Grade as root, or pass --allow-reduced to "
+            "grade anyway (every result file and jobs.csv record the reduced mode)")
