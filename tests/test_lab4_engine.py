@@ -259,13 +259,36 @@ def test_layer_dropping_its_keyword_arguments_is_named():
     assert "keyword arguments" in outcome.message
 
 
-def test_a_broken_value_is_named_in_every_nn_cell():
+def test_a_broken_value_costs_no_nn_cell_and_the_check_says_why():
     broken = mutate("Value", "            self.grad += other.data * out.grad\n            other.grad += self.data * out.grad",
                     "            self.grad = other.data * out.grad\n            other.grad = self.data * out.grad")
-    for grade_id in ("test_Neuron_structure", "test_Neuron_forward"):
-        assert_fails(run(grade_id, Value=broken), "value_broken")
-    for grade_id in ("test_Layer", "test_MLP", "test_MLP_gradients"):  # stand-ins use Value as a container only
+    for grade_id in NN_CELLS:
         assert run(grade_id, Value=broken), grade_id
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()):
+        setup, solutions, grades = lab_cells(AID)
+        ns: dict = {"__name__": "__main__"}
+        exec(compile(setup, "<setup>", "exec"), ns)
+        for sid, src in solutions.items():
+            exec(compile(broken if sid == "Value" else src, sid, "exec"), ns)
+    with contextlib.redirect_stdout(printed):
+        exec(compile(grades["test_Neuron_forward"], "<cell>", "exec"), ns)
+    assert "your Value is not right yet" in printed.getvalue()
+
+
+CUTS_THE_GRAPH = mutate("Neuron", "act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)",
+                        "act = Value(sum(wi.data * getattr(xi, 'data', xi) for wi, xi in zip(self.w, x)) + self.b.data)")
+
+
+def test_a_neuron_that_cuts_the_graph_is_named_with_a_right_or_a_broken_value():
+    assert_fails(run("test_Neuron_forward", Neuron=CUTS_THE_GRAPH), "graph_broken")
+    broken = mutate("Value", "            self.grad += out.grad\n            other.grad += out.grad",
+                    "            self.grad = out.grad\n            other.grad = out.grad")
+    assert_fails(run("test_Neuron_forward", Neuron=CUTS_THE_GRAPH, Value=broken), "graph_broken")
+    assert run("test_Neuron_structure", Neuron=CUTS_THE_GRAPH)
 
 
 def test_the_checks_leave_the_notebooks_random_state_alone():

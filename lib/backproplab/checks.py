@@ -127,7 +127,7 @@ DIAGNOSES = {
     "normal_not_uniform": "the weights are drawn from a normal law instead of a uniform one",
     "wrong_bound": "the weights do not fill [-a, a] with a = sqrt(6 / (fan_in + fan_out))",
     # --- wave 2, lab 4 ---
-    "value_broken": "the check runs on your Value, which is not right yet: fix the Value cells first",
+    "graph_broken": "a parameter is not connected to the output: a Value rebuilt from .data cuts the graph",
     "bias_not_in_parameters": "a neuron's bias is missing from parameters()",
     "parameter_count": "parameters() has the wrong number of entries",
     "parameter_order": "parameters() lists the weights and biases in the wrong order",

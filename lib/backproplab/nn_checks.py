@@ -6,13 +6,13 @@ Expected outputs and gradients are computed here, in float64 with ``torch``, fro
 ``.data`` laid out in the contract's order (layer by layer, each neuron's ``w`` then its ``b``); they
 are never read from the student's classes.
 
-The classes necessarily run on the student's ``Value``. So the ``Neuron`` checks first make sure
-that the few operations they build on (``+``, ``*``, ``relu``, the reflected forms, ``backward``)
-work, and say so in words when they do not: the points are then lost to a broken ``Value``, which
-the ``Value`` cells grade on their own, and the message sends the student there. ``Layer`` and
-``MLP`` are graded on their own when a part they are built from is broken: they are checked again
-with a stand-in ``Neuron`` or ``Layer`` that records how it is built and called
-(:func:`graded_with_stand_ins`).
+The classes necessarily run on the student's ``Value``, whose forward parts are given and whose
+backward rules and sweep the student writes. The forward values therefore never depend on the
+student's rules; the gradients do, so when :func:`value_problem` finds the ``Value`` broken, the
+gradient check only verifies that every parameter is connected to the output (what the class under
+test controls) and says why. ``Layer`` and ``MLP`` are graded on their own when a part they are
+built from is broken: they are checked again with a stand-in ``Neuron`` or ``Layer`` that records
+how it is built and called (:func:`graded_with_stand_ins`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 
 from . import checks
 
-__all__ = ["Layout", "value_problem", "require_value", "parameters_of", "check_structure", "check_init", "check_random_module",
+__all__ = ["Layout", "value_problem", "parameters_of", "check_structure", "check_init", "check_random_module",
            "check_forward", "check_gradients", "check_zero_grad", "torch_forward", "quick_check",
            "check_layer_with_stand_ins", "check_mlp_with_stand_ins", "graded_with_stand_ins"]
 
@@ -100,15 +100,6 @@ def value_problem(Value) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure is reported in words
         return f"a small expression with +, * and relu raised {type(exc).__name__}: {exc}"
     return None
-
-
-def require_value(Value, what: str) -> None:
-    problem = value_problem(Value)
-    if problem is not None:
-        raise AssertionError(
-            f"{what} runs on your Value, and your Value is not right yet: {problem}. These checks can only "
-            "pass once `+`, `*`, `relu`, the reflected forms and `backward()` work; fix the Value cells "
-            "first (they are graded on their own) (diagnosis: value_broken)")
 
 
 def check_structure(obj, Value, layout: Layout, what: str) -> list:
@@ -257,11 +248,21 @@ def check_forward(model, params: Sequence, layout: Layout, x: Sequence, relu_las
 
 def check_gradients(model, params: Sequence, layout: Layout, Value, x: Sequence[float], relu_last: bool,
                     what: str, seed: int) -> None:
-    """Gradients of ``sum_k c_k o_k^2`` (and of the inputs, given as Values) against torch, float64."""
+    """Gradients of ``sum_k c_k o_k^2`` (and of the inputs, given as Values) against torch, float64.
+
+    The graph must connect every parameter and input to the outputs. When the student's ``Value`` is
+    not right yet, that is all that is checked (the numbers would test the Value, graded elsewhere).
+    """
     rng = random.Random(seed)
     coef = [rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5) for _ in range(layout.sizes[-1])]
     xv = [Value(float(v)) for v in x]
     outs = _as_list(model(xv), layout.sizes[-1], what)
+    _check_connected(outs, params, xv, what)
+    problem = value_problem(Value)
+    if problem is not None:  # the rules are graded in the Value cells: here, only the graph's shape
+        print(f"{what}: your Value is not right yet ({problem}), so its gradients were not compared with "
+              "torch; every parameter and input is connected to the output, which is what this class controls.")
+        return
     for p in params:
         p.grad = 0.0
     loss = outs[0] * outs[0] * coef[0]
@@ -289,6 +290,23 @@ def check_gradients(model, params: Sequence, layout: Layout, Value, x: Sequence[
                              "(diagnosis: values)")
 
 
+def _check_connected(outs: Sequence, params: Sequence, inputs: Sequence, what: str) -> None:
+    """Every parameter and every input Value is reachable from the outputs through ``_prev``."""
+    reached, todo = set(), [o for o in outs if hasattr(o, "_prev")]
+    reached.update(id(o) for o in todo)
+    while todo:
+        for parent in getattr(todo.pop(), "_prev", ()):
+            if id(parent) not in reached:
+                reached.add(id(parent))
+                todo.append(parent)
+    cut = [f"parameters()[{k}]" for k, p in enumerate(params) if id(p) not in reached]
+    cut += [f"the input x[{k}]" for k, v in enumerate(inputs) if id(v) not in reached]
+    if cut:
+        raise AssertionError(f"{what}: {cut[0]} is not part of the output's graph ({len(cut)} such Values), so no "
+                             "gradient can reach it: compute the output with Value operations on the parameters "
+                             "themselves, not on their .data (diagnosis: graph_broken)")
+
+
 def check_zero_grad(model, params: Sequence, layout: Layout, what: str) -> None:
     """``zero_grad()`` sets every parameter's grad to 0."""
     for k, p in enumerate(params):
@@ -304,9 +322,8 @@ def check_zero_grad(model, params: Sequence, layout: Layout, what: str) -> None:
 
 def quick_check(cls, Value, nin: int, sizes: tuple[int, ...]) -> None:
     """A short check of ``Neuron`` (``sizes == ()``) or ``Layer`` (``sizes == (nout,)``): structure and
-    one forward pass with relu and without, on a Value that works. Used by the next class's cells to
-    tell whether the part they are built from is usable."""
-    require_value(Value, cls.__name__)
+    one forward pass with relu and without. Used by the next class's cells to tell whether the part
+    they are built from is usable."""
     rng = random.Random(4123)
     for nonlin, args in [(True, (nin, *sizes)), (False, (nin, *sizes)), (True, (nin, 1)[:len(sizes) + 1])]:
         layout = Layout(nin, tuple(args[1:]) or (1,))

@@ -916,10 +916,10 @@ with needs("Value", "topological_order"), graphs.paused_gc():
 # you like.
 #
 # The grade cells below compute the expected outputs and gradients themselves, with `torch` in
-# float64, from the `.data` of your parameters. The `Neuron` cells need your `Value` to work (`+`,
-# `*`, `relu`, `backward()`); if it does not yet, they say so. `Layer` and `MLP` earn their points
-# on their own: if the class they are built from is not right yet, they are checked with a stand-in
-# for it.
+# float64, from the `.data` of your parameters. Each class earns its points on its own: if your
+# `Value`'s backward rules are not right yet, the gradients are only checked for reaching every
+# parameter, and if the class a `Layer` or an `MLP` is built from is not right yet, it is checked
+# with a stand-in for it.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "Neuron", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Neuron:
@@ -960,8 +960,7 @@ def _check_neuron_structure(nin, **kwargs):
                              "order (diagnosis: parameter_order)")
 
 
-checks.call(Neuron, 2)  # written at all? then the Value it runs on
-nn_checks.require_value(Value, "Neuron")
+checks.call(Neuron, 2)  # written at all?
 _check_neuron_structure(3)
 _check_neuron_structure(1, nonlin=False)
 nn_checks.check_random_module(lambda: [wi.data for wi in Neuron(4).w], "Neuron(4)")
@@ -994,8 +993,7 @@ def _check_neuron(nin, seed, **kwargs):
                                   what, seed)
 
 
-checks.call(Neuron, 2)  # written at all? then the Value it runs on
-nn_checks.require_value(Value, "Neuron")
+checks.call(Neuron, 2)  # written at all?
 _check_neuron(3, 1)
 _check_neuron(3, 2, nonlin=False)
 _check_neuron(1, 3)
@@ -1049,8 +1047,7 @@ def _check_layer(nin, nout, seed, **kwargs):
 
 def _layer_checks(cases):
     def run():
-        checks.call(Layer, 2, 3)  # written at all? then the Value it runs on
-        nn_checks.require_value(Value, "Layer")
+        checks.call(Layer, 2, 3)  # written at all?
         for args, kwargs in cases:
             _check_layer(*args, **kwargs)
 
@@ -1114,8 +1111,7 @@ def _check_mlp(nin, nouts, seed):
 
 def _mlp_checks(check, cases):
     def run():
-        checks.call(MLP, 2, [3, 1])  # written at all? then the Value it runs on
-        nn_checks.require_value(Value, "MLP")
+        checks.call(MLP, 2, [3, 1])  # written at all?
         for args in cases:
             check(*args)
 
@@ -1146,8 +1142,7 @@ def _check_mlp_gradients(nin, nouts, seed):
 
 def _mlp_checks(check, cases):
     def run():
-        checks.call(MLP, 2, [3, 1])  # written at all? then the Value it runs on
-        nn_checks.require_value(Value, "MLP")
+        checks.call(MLP, 2, [3, 1])  # written at all?
         for args in cases:
             check(*args)
 
