@@ -136,6 +136,26 @@ if _held == 3:
     print("ALL HELD TOGETHER", flush=True)
 '''
 
+# Fill every private tmpfs (256 MiB each by default) with 60 MiB files: about 1 GiB of memory that no
+# process maps (RLIMIT_AS cannot see it), charged to the job's cgroup: the kernel is OOM-killed.
+SHM_HOG = """\
+import os
+
+def halve(x):
+    return x / 2
+
+_chunk = b"x" * (60 * 2**20)
+for _folder in ("/dev/shm", "/tmp", "/var/tmp", os.getcwd()):
+    for _k in range(5):
+        try:
+            with open(os.path.join(_folder, f"fill{_k}"), "wb") as _fh:
+                _fh.write(_chunk)
+        except OSError as _exc:
+            print("FULL", _folder, _exc.errno, flush=True)
+            break
+print("FILLED WITHOUT LIMIT", flush=True)
+"""
+
 
 def _printed(out: Path, student: str) -> str:
     nb = nbformat.read(str(out / "course" / "autograded" / student / "tiny" / "tiny.ipynb"), as_version=4)
@@ -199,6 +219,7 @@ def contained(tmp_path_factory):
     students = {"good": tinycourse.submission(),
                 "probe": tinycourse.submission({"square": PROBE.format(paths=paths, marker=marker)}),
                 "hogs": tinycourse.submission({"cube": HOGS}),
+                "shm_hog": tinycourse.submission({"halve": SHM_HOG}),
                 **_redirect_students(victim["path"])}
     limits = Limits(cell_timeout=20, notebook_timeout=90, interrupt_grace=2, memory_mib=1024, processes=64)
     graded = _grade(root, students, limits)
@@ -271,6 +292,15 @@ def test_memory_is_limited_per_job_not_per_process(contained):
     if "HELD" in text:  # the kernel survived: one of the hogs was killed (SIGKILL) by the job's cgroup
         status = json.loads(text.split("STATUS", 1)[1].splitlines()[0])
         assert any(os.WIFSIGNALED(s) and os.WTERMSIG(s) == 9 for s in status), status
+
+
+def test_memory_in_tmpfs_counts_for_the_job_and_the_oom_kill_is_recorded(contained):
+    # out_of_memory comes from the cgroup's OOM kill counter (no MemoryError was raised anywhere)
+    got = _outcome(contained, "shm_hog")
+    assert got["test_halve"] == (0.0, "out_of_memory"), (got, _printed(contained["out"], "shm_hog"))
+    assert got["test_square"] == FULL["test_square"] and got["test_cube"] == FULL["test_cube"]
+    assert "out-of-memory killer" in contained["cells"]["shm_hog"]["test_halve"]["message"]
+    assert "FILLED WITHOUT LIMIT" not in _printed(contained["out"], "shm_hog")
 
 
 def test_every_result_says_which_protections_were_active(contained):
