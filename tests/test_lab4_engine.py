@@ -511,7 +511,7 @@ def test_reference_check_rejects_every_planted_bug_and_the_table_says_so():
     exec(compile(setup, "<setup>", "exec"), ns)
     exec(compile(solutions["check_topological_order"], "<check>", "exec"), ns)
     planted = [bug_hunt_lab4.Candidate(n, fn, False, tag) for n, (fn, tag) in bug_hunt_lab4.planted_bugs().items()]
-    verdicts = [bug_hunt_lab4.ask(ns["check_topological_order"], c, 10.0) for c in planted]
+    verdicts = [bug_hunt_lab4.ask(ns["check_topological_order"], c, 5.0) for c in planted]
     assert [v.answer for v in verdicts] == [False] * 4
     table = bug_hunt_lab4.verdict_table(verdicts)
     assert table.count(" ok") == 4 and "leaves dropped" in table
@@ -697,3 +697,25 @@ def test_plots_take_an_ax_and_return_it():
     ax2 = fig.add_subplot(2, 1, 2)
     assert moons.plot_losses(ax2, {"a": [1.0, 0.5], "b": [1.0, 2.0]}) is ax2
     assert len(ax2.get_lines()) == 2
+
+
+def test_the_total_time_budget_stops_a_slow_check():
+    import time
+
+    from backproplab import bug_hunt_lab4
+
+    def right(root):
+        return [root]
+
+    def slow_but_sound(candidate):
+        time.sleep(0.3)
+        return candidate is right
+
+    wrong = [bug_hunt_lab4.Candidate(f"wrong {k}", lambda root: [], False) for k in range(4)]
+    cands = [bug_hunt_lab4.Candidate("right", right, True), *wrong]
+    start = time.perf_counter()
+    earned = bug_hunt_lab4.score(slow_but_sound, cands, 4, seconds=5.0, total=0.8)
+    assert time.perf_counter() - start < 2.0
+    assert earned == 1.0  # the right one and one wrong one fit in 0.8 s; the others get no answer
+    with pytest.raises(AssertionError, match="diagnosis: timeout"):
+        bug_hunt_lab4.score(slow_but_sound, [cands[0], cands[0]], 4, seconds=5.0, total=0.4)

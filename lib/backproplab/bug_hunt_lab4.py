@@ -105,15 +105,28 @@ def ask(check: Callable, candidate: Candidate, seconds: float) -> Verdict:
     return Verdict(candidate, answer, note, time.perf_counter() - start)
 
 
-def score(check: Callable, candidates: Sequence[Candidate], points: float, *, seconds: float = 10.0,
-          name: str = "check_topological_order") -> float:
+def score(check: Callable, candidates: Sequence[Candidate], points: float, *, seconds: float = 5.0,
+          total: float = 45.0, name: str = "check_topological_order") -> float:
     """Points earned by ``check``; raises (0 points, with a diagnosis) when a right candidate is not
-    accepted or no wrong one is rejected. Right candidates are asked first."""
+    accepted or no wrong one is rejected. Right candidates are asked first. Each call has ``seconds``,
+    all calls together ``total`` (under the class grader's limit for one cell); a call that finds the
+    budget spent gets no answer."""
     verdicts = []
+    start = time.perf_counter()
     try:
         for cand in sorted(candidates, key=lambda c: not c.right):
-            verdict = ask(check, cand, seconds)
+            left = total - (time.perf_counter() - start)
+            if left <= 0.05:
+                verdicts.append(Verdict(cand, None, f"was not asked: the {total:g} s for all calls were spent"))
+                if cand.right:
+                    raise AssertionError(f"{name} took more than {total:g} s in all; it must answer faster "
+                                         "(diagnosis: timeout)")
+                continue
+            verdict = ask(check, cand, min(seconds, left))
             verdicts.append(verdict)
+            if cand.right and verdict.answer is None and verdict.note.startswith("took longer"):
+                raise AssertionError(f"{name} {verdict.note} on a right order ({cand.name}); it must answer within "
+                                     f"{seconds:g} s per call and {total:g} s in all (diagnosis: timeout)")
             if cand.right and verdict.answer is not True:
                 how = verdict.note or "returned False"
                 raise AssertionError(

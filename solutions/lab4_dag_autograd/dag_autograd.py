@@ -1994,8 +1994,8 @@ for label, action in [("y = x.sin(); y += 1; backward()", sin_then_add),
 # `False`. Return a Python `bool`.
 #
 # It is graded on hidden candidates: several right ones written in different ways (explicit stack,
-# Kahn's algorithm, ...) and eight wrong ones, with at most 10 s for each call of your check (a
-# chain of 100,000 nodes takes well under a second). If your check rejects a right one, it scores 0.
+# Kahn's algorithm, ...) and eight wrong ones, with at most 5 s for each call of your check and 45 s
+# for all of them (a chain of 100,000 nodes takes well under a second). If your check rejects a right one, it scores 0.
 # Otherwise it earns the points in proportion to the wrong ones it rejects.
 
 # %% deletable=false nbgrader={"grade": false, "grade_id": "check_topological_order", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -2051,17 +2051,18 @@ def check_topological_order(candidate):
 
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_check_topological_order", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-# check_topological_order on hidden candidates (4 right, 8 wrong), each call limited to 10 s: 0 points if a right
-# candidate is not accepted, else 0.5 point per wrong candidate rejected. Partial credit: the cell's last expression
-# is the number of points earned, which nbgrader 0.9.6 records as the cell's score (nbgrader.utils.determine_grade).
+# check_topological_order on hidden candidates (4 right, 8 wrong), each call limited to 5 s and all calls to 45 s:
+# 0 points if a right candidate is not accepted, else 0.5 point per wrong candidate rejected. Partial credit: the
+# cell's last expression is the number of points earned, which nbgrader 0.9.6 records as the cell's score
+# (nbgrader.utils.determine_grade reads an execute_result that is a number as partial credit).
 _fn, _tag = bug_hunt_lab4.planted_bugs()["leaves dropped"]
 try:
-    _verdict = bug_hunt_lab4.ask(check_topological_order, bug_hunt_lab4.Candidate("leaves dropped", _fn, False), 10.0)
+    _verdict = bug_hunt_lab4.ask(check_topological_order, bug_hunt_lab4.Candidate("leaves dropped", _fn, False), 5.0)
 except NotImplementedError:
     raise AssertionError("check_topological_order is not written yet: replace the NotImplementedError with your code "
                          "(diagnosis: not_implemented)") from None
 if _verdict.answer is None:
-    raise AssertionError(f"check_topological_order {_verdict.note}; it must return True or False within 10 s "
+    raise AssertionError(f"check_topological_order {_verdict.note}; it must return True or False within 5 s "
                          "(diagnosis: not_a_bool)")
 print(f"check_topological_order answers with a bool ({_verdict.answer} for an order that drops the leaves). "
       "It is graded on hidden candidates.")
@@ -2245,7 +2246,7 @@ _candidates = [
     _C("pre-order, reversed", _wrong_preorder, False, "order"),
 ]
 with graphs.paused_gc():
-    _points = bug_hunt_lab4.score(check_topological_order, _candidates, 4, seconds=10.0)
+    _points = bug_hunt_lab4.score(check_topological_order, _candidates, 4, seconds=5.0, total=45.0)
 _points
 ### END HIDDEN TESTS
 
@@ -2256,7 +2257,7 @@ _points
 # %%
 with needs("check_topological_order"), graphs.paused_gc():
     planted = [bug_hunt_lab4.Candidate(name, fn, False, tag) for name, (fn, tag) in bug_hunt_lab4.planted_bugs().items()]
-    verdicts = [bug_hunt_lab4.ask(check_topological_order, c, 10.0) for c in planted]
+    verdicts = [bug_hunt_lab4.ask(check_topological_order, c, 5.0) for c in planted]
     print(bug_hunt_lab4.verdict_table(verdicts))
     for v in verdicts:
         print(f"  {v.candidate.name}: diagnosis `{v.candidate.tag}`, {checks.DIAGNOSES[v.candidate.tag]}")
