@@ -248,10 +248,10 @@ def test_adam_without_bias_correction_fails():
     assert_fails_with("adam_step", wrong, "values")
 
 
-def test_adam_with_eps_inside_the_square_root_fails_the_hidden_checks_only():
+def test_adam_with_eps_inside_the_square_root_fails():
+    """The hidden checks use a small gradient scale with a large eps, where the difference always shows."""
     wrong = ADAM_TORCH_STYLE.replace("denom = exp_avg_sq.sqrt() / bc2_sqrt + eps",
                                      "denom = (exp_avg_sq / bc2_sqrt ** 2 + eps).sqrt()")
-    assert run_grade_cell(AID, "test_adam_step", {"adam_step": wrong}, public_only=True).passed
     assert_fails_with("adam_step", wrong, "values")
 
 
