@@ -141,7 +141,6 @@ DIAGNOSES = {
     "bias_ignored": "the bias is not added to the weighted sum",
     "forward": "the forward value is wrong",
     "zero_grad_incomplete": "zero_grad() leaves some parameters' gradients untouched",
-    "check_crashed": "the check raised an exception instead of returning True or False",
     "not_a_bool": "the check must return a Python bool (True or False)",
     "missing_nodes": "some nodes reachable from the root are missing from the order",
     # --- wave 2, lab 5 ---
