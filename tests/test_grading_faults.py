@@ -60,6 +60,11 @@ def _students() -> dict[str, object]:
         "markdown": markdown,
         "kernel": kernel,
         "outside_helper": outside,
+        "stderr": sub({"square": "import sys\nimport warnings\n\ndef square(x):\n    warnings.warn('a torch-like "
+                                 "UserWarning')\n    print('a log line', file=sys.stderr)\n    return x * x\n"}),
+        "fake_result": sub({"cube": "def cube(x):\n    from IPython.display import publish_display_data\n"
+                                    "    from IPython import get_ipython\n"
+                                    "    get_ipython().displayhook(1.0)\n    return x + 1\n"}),
     }
 
 
@@ -181,6 +186,15 @@ def test_helper_defined_outside_the_exercise_cell_is_named_in_the_message(graded
     assert got[SQUARE] == (0.0, "wrong_answer") and got[CUBE] == full(CUBE)
     message = graded["cells"]["outside_helper"][SQUARE]["message"]
     assert "`_times` is defined outside the exercise cell; only exercise cells are graded" in message
+
+
+def test_stderr_and_warnings_are_shown_never_scored(graded):
+    assert outcome(graded, "stderr") == {g: full(g) for g in ALL}
+
+
+def test_a_result_published_before_the_error_scores_nothing(graded):
+    got = outcome(graded, "fake_result")
+    assert got[CUBE] == (0.0, "wrong_answer") and got[SQUARE] == full(SQUARE)
 
 
 def test_unknown_kernel_name_is_graded_with_the_course_kernel(graded):

@@ -54,6 +54,7 @@ AUTOGRADE_CONFIG = """\
 # Autograde: nbgrader's own pipeline, with its Execute replaced by the sandboxed one.
 c.Autograde.autograde_preprocessors = [
     "backproplab_autograder.execute.SandboxedExecute",
+    "backproplab_autograder.scoring.ScoreOnlyWhatTheCellComputes",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

@@ -1,0 +1,49 @@
+"""The grader decides what nbgrader may score in a grade cell's outputs (scoring.fix_outputs)."""
+
+from __future__ import annotations
+
+from backproplab_autograder.scoring import fix_outputs, scores_itself
+from nbformat.v4 import new_code_cell, new_output
+from nbgrader.utils import determine_grade
+
+
+def _grade_cell(source, outputs, points=2):
+    cell = new_code_cell(source, metadata={"nbgrader": {"grade": True, "solution": False, "grade_id": "t",
+                                                        "points": points, "locked": True, "schema_version": 3}})
+    cell.outputs = outputs
+    return cell
+
+
+def _result(value):
+    return new_output("execute_result", data={"text/plain": repr(value)}, execution_count=1)
+
+
+def _error():
+    return new_output("error", ename="AssertionError", evalue="wrong (diagnosis: values)", traceback=[])
+
+
+def test_stderr_is_shown_as_text_and_not_scored():
+    cell = fix_outputs(_grade_cell("check(f)", [new_output("stream", name="stderr", text="UserWarning: x\n")]))
+    assert determine_grade(cell) == (2.0, 2.0)
+    assert cell.outputs[0]["name"] == "stdout" and cell.outputs[0]["text"] == "[stderr] UserWarning: x\n"
+
+
+def test_a_result_published_before_the_error_does_not_score():
+    cell = fix_outputs(_grade_cell("assert f(1) == 2", [_result(2.0), _error()]))
+    assert determine_grade(cell) == (0.0, 2.0)
+    assert cell.outputs[0]["output_type"] == "error"
+
+
+def test_a_number_scores_only_in_a_cell_written_to_score_itself():
+    plain = fix_outputs(_grade_cell("assert f(1) == 2\nx = 1", [_result(0.5)]))
+    assert determine_grade(plain) == (2.0, 2.0) and plain.outputs[0]["output_type"] == "display_data"
+    hunt = fix_outputs(_grade_cell("score = hunt()\nscore", [_result(0.1), _result(1.5)]))
+    assert determine_grade(hunt) == (1.5, 2.0)                 # the cell's own (last) result
+    assert [o["output_type"] for o in hunt.outputs] == ["display_data", "execute_result"]
+
+
+def test_scores_itself_reads_the_trusted_source():
+    assert scores_itself("h = hunt()\nh.score()")
+    assert not scores_itself("h = hunt()\nprint(h.score())")
+    assert not scores_itself("x = 1")
+    assert not scores_itself("def f(:\n")
