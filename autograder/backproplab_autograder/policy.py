@@ -25,14 +25,17 @@ from . import course
 
 AUTOGRAD_ATTRS = {"backward", "grad", "requires_grad", "requires_grad_", "grad_fn", "retain_grad", "enable_grad",
                   "set_grad_enabled", "autograd", "func", "vjp", "jvp", "jacobian", "hessian", "functional"}
-AUTOGRAD_MODULES = ("torch.autograd", "torch.func", "functorch", "backproplab.backprop_tools.mlp_reference",
+AUTOGRAD_MODULES = ("torch.autograd", "torch.func", "functorch", "backproplab.bug_hunt_lab3.autograd_backward",
+                    "backproplab.bug_hunt_lab3.reference_functions", "backproplab.backprop_tools.mlp_reference",
                     "backproplab.backprop_tools.deep_reference", "backproplab.backprop_tools.autograd_gradients",
                     "backproplab.backprop_tools._oracle_loss")
 # the course's own reference helpers compute gradients with autograd: calling one is using autograd
-AUTOGRAD_ATTRS |= {"mlp_reference", "deep_reference", "autograd_gradients", "_oracle_loss"}
+AUTOGRAD_ATTRS |= {"mlp_reference", "deep_reference", "autograd_gradients", "_oracle_loss", "autograd_backward",
+                   "reference_functions"}
 AUTOGRAD_WORDS = ("autograd", "backward", "requires_grad", "enable_grad", "set_grad_enabled", "grad_fn", "functorch")
-OPTIM_ATTRS = {"optim"}
-OPTIM_MODULES = ("torch.optim",)
+OPTIM_ATTRS = {"optim", "adam_with_torch", "torch_adam_losses"}  # the capstone's grading helpers use torch.optim
+OPTIM_MODULES = ("torch.optim", "backproplab.capstone_checks.adam_with_torch",
+                 "backproplab.capstone_checks.torch_adam_losses")
 OPTIM_WORDS = ("torch.optim", "optim.")
 
 # assignment -> exercise (solution cell id) -> rules: read from the course manifest (course.toml)
