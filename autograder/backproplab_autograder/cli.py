@@ -1,9 +1,16 @@
-"""``backproplab-grade SUBMISSIONS --out DIR [--assignment ID] [--jobs N]``: grade a whole class.
+"""``backproplab-grade``: grade a whole class.
 
-SUBMISSIONS is nbgrader's ``submitted/<student>/<assignment>/<notebook>.ipynb`` folder, a folder of
-per-student zip files, or one zip. DIR receives ``grades.csv``, ``grades_detailed.csv``,
-``feedback/``, ``report.md`` and ``report.png`` (see autograder/README.md). Running the command
-again skips what is already graded; a killed run resumes where it stopped.
+    backproplab-grade SUBMISSIONS --out DIR [--assignment ID] [--student ID] [--jobs N]    # folder mode
+    backproplab-grade --course COURSE_DIR [--assignment ID] [--student ID] [--force] [--jobs N]  # course mode
+    backproplab-grade setup-course COURSE_DIR [LAB ...]     # prepare an nbgrader course for course mode
+    backproplab-grade export --course COURSE_DIR --format canvas|moodle [--roster FILE] --to FILE
+
+Folder mode: SUBMISSIONS is nbgrader's ``submitted/<student>/<assignment>/<notebook>.ipynb`` folder, a
+folder of per-student zip files, or one zip; DIR receives ``grades.csv``, ``grades_detailed.csv``,
+``course_grades.csv``, ``feedback/``, ``report.md`` and ``report.png`` (see autograder/README.md).
+Course mode grades the collected submissions of an instructor's nbgrader course in place (see
+``coursemode`` and docs/instructor-guide.md). Running the command again skips what is already graded;
+a killed run resumes where it stopped; the class files always cover every result on disk.
 """
 
 from __future__ import annotations
