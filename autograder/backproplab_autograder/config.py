@@ -15,7 +15,7 @@ CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 TEXT_STUB = "YOUR ANSWER HERE"
 # Never copied from a source folder into a release: the percent-format .py next to each notebook is
 # the authored source, answers and hidden tests included.
-IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store", "*.py"]
+IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store", ".hypothesis", "*.py"]
 
 
 def render_config(root: Path | str, *, course_id: str = "backprop-lab", db_url: str | None = None,

@@ -33,7 +33,7 @@ def generate(assignments: list[str], out_dir: Path, source_dir: Path = SOLUTIONS
         (root / "nbgrader_config.py").write_text(render_config(root))
         for aid in assignments:
             shutil.copytree(source_dir / aid, root / "source" / aid, ignore=shutil.ignore_patterns(
-                ".ipynb_checkpoints", "__pycache__", "*.pyc"))
+                ".ipynb_checkpoints", "__pycache__", "*.pyc", ".hypothesis"))
             nbgrader("generate_assignment", aid, "--force", "--no-db", cwd=root)
             dest = out_dir / aid
             if dest.exists():

@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["checks", "data", "env", "function_checks", "gd_figures", "graphs", "lesson", "plots", "widgets", "needs"]
+__all__ = ["checks", "data", "env", "function_checks", "gd_figures", "graphs", "lesson", "plots", "widgets", "needs",
+           # wave 2: lesson figures, data and the grade cells' helpers of each lab
+           "linear_to_deep", "perceptron_runs", "momentum_figures", "grad_flow", "bug_hunt_lab3", "moons",
+           "nn_checks", "bug_hunt_lab4", "linear_hunt", "capstone_checks", "capstone_plots"]
 
 
 def __getattr__(name: str):
