@@ -72,7 +72,9 @@ def test_markdown_and_raw_cells_are_sanitised():
         nbformat.v4.new_markdown_cell("hi <script>x()</script> <img src=x onerror=x()> [a](javascript:x())"),
         nbformat.v4.new_raw_cell("<script>x()</script>", metadata={"format": "text/html"})])
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nb.cells[0].metadata["nbgrader"] = {"grade_id": 'x"><script>x()</script>', "grade": False}
     neutralise.scrub_notebook(nb)
+    assert nb.cells[0].metadata["nbgrader"]["grade_id"] == "x___script_x____script_"
     text = nb.cells[0].source + nb.cells[1].source
     assert "<script" not in text and "<img" not in text and "javascript:" not in text
     assert "widgets" not in nb.metadata and "format" not in nb.cells[1].metadata

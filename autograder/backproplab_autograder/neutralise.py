@@ -83,6 +83,9 @@ def _sanitise_markup(text: str) -> str:
 
 def scrub_cell(cell: NotebookNode) -> NotebookNode:
     kind = cell.get("cell_type")
+    meta = cell.get("metadata", {}).get("nbgrader")
+    if isinstance(meta, dict) and "grade_id" in meta:  # pasted into id/href attributes by nbgrader's template
+        meta["grade_id"] = re.sub(r"[^A-Za-z0-9_.-]", "_", str(meta["grade_id"]))[:100]
     if kind == "code":
         cell.outputs = [scrub_output(o) for o in cell.get("outputs", [])]
     elif kind in ("markdown", "raw"):
