@@ -102,3 +102,14 @@ def test_notebook_committed_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts (strip them)"
+
+
+@pytest.mark.parametrize("aid", LABS)
+def test_gradecell_table_lists_every_grade_cell(aid):
+    """tests/gradecell_table.md (regenerate it as its header says) has a row for every grade cell."""
+    from tests.helpers.gradecells import grade_ids
+
+    table = (REPO / "tests" / "gradecell_table.md").read_text()
+    section = table.split(f"## {aid}\n", 1)[1].split("\n## ", 1)[0] if f"## {aid}\n" in table else ""
+    missing = [g for g in grade_ids(aid) if f"| `{g}` |" not in section]
+    assert not missing, f"tests/gradecell_table.md lacks {missing}: regenerate it (tests/helpers/gradecell_table.py)"

@@ -11,7 +11,10 @@ and names it defines itself, so it can be run here without executing the lesson 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
+import os
 import re
 import textwrap
 from dataclasses import dataclass
@@ -63,6 +66,35 @@ def run_grade_cell(aid: str, grade_id: str, replace: dict[str, str] | None = Non
     unknown = set(replace) - set(solutions)
     if unknown:
         raise KeyError(f"no solution cells {sorted(unknown)} in {aid}; known: {sorted(solutions)}")
+    outcome = _run(aid, grade_id, replace, public_only, setup, solutions, grades)
+    _log(aid, grade_id, replace, public_only, outcome, solutions)
+    return outcome
+
+
+def _distinguishing_line(source: str, reference: str) -> str:
+    """The first line of ``source`` that the reference answer does not have (what makes it different)."""
+    known = {ln.strip() for ln in reference.splitlines()}
+    lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith(("#", '"""'))]
+    return next((ln for ln in lines if ln not in known), lines[0] if lines else "")
+
+
+def _log(aid: str, grade_id: str, replace: dict[str, str], public_only: bool, outcome: Outcome,
+         solutions: dict[str, str]) -> None:
+    """With BACKPROPLAB_GRADECELL_LOG set, append one JSON line per run: what tests/gradecell_table.md
+    is built from (``python -m tests.helpers.gradecell_table LOG``)."""
+    path = os.environ.get("BACKPROPLAB_GRADECELL_LOG")
+    if not path:
+        return
+    tags = re.findall(r"\(diagnosis: ([a-z_]+)\)", outcome.message)
+    first = "; ".join(_distinguishing_line(src, solutions.get(sid, "")) for sid, src in sorted(replace.items()))
+    record = {"aid": aid, "grade_id": grade_id, "replaced": sorted(replace), "variant": first[:100],
+              "digest": hashlib.sha1("\0".join(replace.values()).encode()).hexdigest()[:10],
+              "public_only": public_only, "passed": outcome.passed, "tags": tags}
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _run(aid, grade_id, replace, public_only, setup, solutions, grades) -> Outcome:
     ns: dict = {"__name__": "__main__"}
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink):
