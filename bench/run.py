@@ -5,7 +5,7 @@ Every figure is the median of several repetitions, with the spread (min-max). No
 on a number: a section that cannot run (a lab not written yet, no demo class) says why and moves on.
 
     python -m bench.run                 # everything
-    python -m bench.run --only engine   # one section: notebooks, grading, widgets, engine, backprop
+    python -m bench.run --only engine   # one section: notebooks, grading, widgets, engine, backprop, cluster
     python -m bench.run --repeat 5      # more repetitions
 """
 
@@ -341,12 +341,29 @@ def bench_backprop(n: int) -> None:
     record("backprop", "ratio manual / autograd", [statistics.median(manual) / statistics.median(autograd)], "x")
 
 
+def bench_cluster(n: int) -> None:
+    """Once (minutes of grading): see bench/cluster_scale.py and docs/cluster.md."""
+    print("Grading on a Dask LocalCluster (--dask local:2) against the local pool, same run; class files")
+    from bench import cluster_scale
+
+    demo = cluster_scale.bench_demo(None, 2)
+    record("cluster", "demo class, local pool (--jobs 2)", [demo["pool_seconds"]])
+    record("cluster", "demo class, --dask local:2", [demo["dask_seconds"]],
+           note=f"same grades_detailed.csv: {demo['same_grades_detailed']}")
+    record("cluster", "ratio local:2 / local pool", [demo["ratio_dask_over_pool"]], "x")
+    cls = cluster_scale.bench_class(2000, False)
+    record("cluster", "class files of 2,000 students (CSVs, report, export)", [cls["class files total"]])
+    record("cluster", "gradebook export of 2,000 students (one query)",
+           [cls["nbgrader_grades.csv (bulk export, one query)"]])
+
+
 SECTIONS = {
     "notebooks": bench_notebooks,
     "grading": bench_grading,
     "widgets": bench_widgets,
     "engine": bench_engine,
     "backprop": bench_backprop,
+    "cluster": bench_cluster,
 }
 
 

@@ -152,6 +152,36 @@ def test_a_worker_killed_by_pid_mid_job_loses_nothing_and_the_job_is_graded_once
     assert not _orphans(out / "course")   # the dead worker's nbgrader did not outlive the job
 
 
+@pytest.mark.slow
+def test_a_client_killed_mid_run_leaves_no_process_behind_and_a_rerun_grades_only_the_rest(tmp_path):
+    students = {"ann": None, "bob": WRONG_CUBE, "cy": None, "dee": WRONG_CUBE}
+    source, subs = _class(tmp_path, students)
+    out = tmp_path / "out"
+    exe = Path(sys.executable).parent / "backproplab-grade"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = [str(exe), str(subs), "--out", str(out), "--source", str(source), "--dask", "local:2",
+           "--no-feedback", "--no-progress", "--cell-timeout", "20"]
+    client = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 240
+    while not list((out / "results").glob("*/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    client.kill()
+    client.wait()
+    deadline = time.monotonic() + 15   # the workers leave with their client, the job watchdogs clean up
+    while _orphans(out / "course") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _orphans(out / "course")
+    finished = len(list((out / "results").glob("*/*.json")))
+    assert 1 <= finished < 4, finished
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr[-2000:]
+    assert re.search(rf"graded 4 notebook\(s\) of 4 student\(s\) \({finished} already done\)", again.stdout), \
+        again.stdout
+    with open(out / "grades.csv", newline="") as fh:
+        assert {r["student_id"]: r["score"] for r in csv.DictReader(fh)} == \
+            {"ann": "4", "bob": "3", "cy": "4", "dee": "3"}
+
+
 # --- a job that kills its worker every time ------------------------------------------------------------
 
 def poison_job(job, course, settings, slot):
@@ -236,6 +266,37 @@ def test_two_graders_started_together_on_a_fresh_postgresql_gradebook_both_finis
                 {s: v for s, v in want.items() if s[0] == g}
     # the bulk export reads the shared gradebook: both graders' students, one query
     assert sorted(r["student_id"] for r in exports_bulk.rows(postgres)) == sorted(want)
+
+
+CREATE_GRADEBOOK = """
+import sys, time
+from backproplab_autograder import cluster
+url, start = sys.argv[1], float(sys.argv[2])
+while time.time() < start:
+    pass
+try:
+    cluster.create_gradebook(url)
+    print("ok")
+except Exception as exc:
+    print(type(exc).__name__, str(exc).splitlines()[0])
+"""
+
+
+def test_graders_creating_a_fresh_postgresql_gradebook_at_the_same_instant_all_succeed(postgres):  # noqa: F811
+    """Without the advisory lock, nbgrader's ``create_all`` of concurrent processes collides
+    (``UniqueViolation`` on ``pg_type``): seen on this very set-up before the fix."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("CREATE DATABASE fresh"))
+    engine.dispose()
+    url = postgres.replace("/postgres?", "/fresh?")
+    start = time.time() + 4
+    procs = [subprocess.Popen([sys.executable, "-c", CREATE_GRADEBOOK, url, str(start)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outs == ["ok"] * 4, outs
 
 
 def test_the_gradebook_lock_makes_a_second_holder_wait(postgres):  # noqa: F811

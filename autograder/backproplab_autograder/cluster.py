@@ -115,11 +115,11 @@ def check_address(address: str, timeout: str = CONNECT_TIMEOUT) -> str | None:
 
 
 @contextlib.contextmanager
-def _quiet_logs():
+def _quiet_logs(level: int = logging.CRITICAL):
     names = ["distributed", "distributed.comm", "distributed.client", "distributed.core", "tornado"]
     saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in names]
     for logger, _ in saved:
-        logger.setLevel(logging.CRITICAL)
+        logger.setLevel(level)
     try:
         yield
     finally:
@@ -136,7 +136,7 @@ def connect(address: str, allowed_failures: int = ALLOWED_FAILURES):
     kind, n = parse_address(address)
     with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
         if kind == "local":
-            with _quiet_logs(), LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+            with _quiet_logs(logging.ERROR), LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                              dashboard_address=":0", scheduler_port=0,
                                              silence_logs=logging.ERROR) as lc, \
                     Client(lc, set_as_default=False) as client:
@@ -167,42 +167,36 @@ class _WorkerState:
 
     lock = threading.Lock()
     root: Path | None = None
-    python: str = ""
+    python: str | None = None   # computed once, for the first job that needs the sandbox
     free: queue.Queue = queue.Queue()
     uids: dict[int, int | None] = {}
     fds: list[int] = []
-    unsafe: bool | None = None
 
     @classmethod
     def setup(cls, settings: grading.Settings) -> None:
         with cls.lock:
-            if cls.root is not None:
-                return
-            import atexit
-            import shutil
+            if cls.root is None:
+                import atexit
+                import shutil
 
-            cls.root = sandbox.make_sandbox_root()
-            atexit.register(shutil.rmtree, cls.root, True)
-            python, env = (sandbox.sandbox_python(cls.root) if sandbox.is_root() and not settings.unsafe
-                           else (None, {}))
-            cls.python = json.dumps({"python": python, "env": env,
-                                             "site": sandbox.grader_site_packages()}) if python else ""
-            cls.unsafe = settings.unsafe
+                cls.root = sandbox.make_sandbox_root()
+                atexit.register(shutil.rmtree, cls.root, True)
+            if cls.python is None and not settings.unsafe:
+                python, env = sandbox.sandbox_python(cls.root) if sandbox.is_root() else (None, {})
+                cls.python = json.dumps({"python": python, "env": env,
+                                         "site": sandbox.grader_site_packages()}) if python else ""
 
     @classmethod
-    def take_slot(cls, settings: grading.Settings) -> int:
+    def take_slot(cls) -> int:
         try:
             return cls.free.get_nowait()
         except queue.Empty:
             pass
         with cls.lock:
             slot = len(cls.uids)
-            if settings.unsafe:
-                cls.uids[slot] = None
-            else:
-                uids, fds = sandbox.lease_uids(1)
-                cls.uids[slot] = uids[0]
-                cls.fds += fds
+            uids, fds = sandbox.lease_uids(1)   # [None] when not root
+            cls.uids[slot] = uids[0]
+            cls.fds += fds
             return slot
 
     @classmethod
@@ -294,8 +288,8 @@ def run_job(job: grading.Job, course: grading.Course, settings: grading.Settings
     marker = _job_marker(getattr(course, "config_dir", None) or course.root, job)  # nbjob's command line
     kill_stale(marker)
     _WorkerState.setup(settings)
-    slot = _WorkerState.take_slot(settings)
-    mine = dataclasses.replace(settings, sandbox_root=_WorkerState.root, sandbox_python=_WorkerState.python,
+    slot = _WorkerState.take_slot()
+    mine = dataclasses.replace(settings, sandbox_root=_WorkerState.root, sandbox_python=_WorkerState.python or "",
                                slot_uids=[_WorkerState.uids.get(k) for k in range(slot + 1)], progress=False)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     guard = _start_guard(marker)
