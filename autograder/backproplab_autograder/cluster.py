@@ -147,7 +147,11 @@ def connect(address: str, allowed_failures: int = ALLOWED_FAILURES):
         except (OSError, TimeoutError) as exc:
             raise ClusterUnreachable(check_address(address) or str(exc)) from exc
         try:
-            client.run_on_scheduler(_set_allowed_failures, allowed_failures)
+            try:
+                client.run_on_scheduler(_set_allowed_failures, allowed_failures)
+            except Exception as exc:  # noqa: BLE001 - a scheduler without this package: its own setting stays
+                print(f"backproplab-grade: could not set allowed-failures on the scheduler ({type(exc).__name__}); "
+                      "start it with DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=2", file=sys.stderr)
             yield client
         finally:
             client.close()
