@@ -407,3 +407,44 @@ def test_reference_gates_are_computed_by_calls_to_threshold_unit():
         calls.clear()
         ns[name](*args)
         assert len(calls) == expected_calls, f"{name} made {len(calls)} threshold_unit calls"
+
+
+# --- the gates, the bias column and the xor features: other right answers and the usual mistakes ---
+
+@pytest.mark.parametrize("name, source", [
+    ("logic_and", "def logic_and(a, b):\n    return threshold_unit(torch.stack([a, b], -1), torch.tensor([2.0, 2.0], dtype=a.dtype), -3.0)\n"),
+    ("logic_and", "def logic_and(a, b):\n    x = torch.stack((a, b), dim=-1)\n"
+                  "    return threshold_unit(x, torch.ones(2, dtype=a.dtype), -2.0)\n"),
+    ("logic_or", "def logic_or(a, b):\n    return threshold_unit(torch.stack([a, b], -1), torch.ones(2, dtype=a.dtype), -1.0)\n"),
+    ("logic_or", "def logic_or(a, b):\n    x = torch.cat([a.unsqueeze(-1), b.unsqueeze(-1)], dim=-1)\n"
+                 "    return threshold_unit(x, torch.tensor([0.5, 0.5], dtype=a.dtype), -0.25)\n"),
+    ("logic_not", "def logic_not(a):\n    return threshold_unit(a[..., None], torch.tensor([-2.0], dtype=a.dtype), 1.0)\n"),
+    ("logic_not", "def logic_not(a):\n    return threshold_unit(a.reshape(-1, 1), -torch.ones(1, dtype=a.dtype), 0.0)"
+                  ".reshape(a.shape)\n"),
+    ("add_bias_column", "def add_bias_column(x):\n    return torch.hstack([x, torch.ones_like(x[:, :1])])\n"),
+    ("add_bias_column", "def add_bias_column(x):\n    out = torch.ones(x.shape[0], x.shape[1] + 1, dtype=x.dtype)\n"
+                        "    out[:, :-1] = x\n    return out\n"),
+    ("xor_features", "def xor_features(x):\n    return torch.stack([x[:, 0], x[:, 1], x[:, 0] * x[:, 1]], dim=1)\n"),
+    ("xor_features", "def xor_features(x):\n    return torch.cat([x, x.prod(dim=1, keepdim=True)], 1)\n"),
+], ids=["and_scaled", "and_bias_2", "or_bias_1", "or_halved", "not_scaled", "not_reshape",
+        "bias_hstack", "bias_fill", "xor_stack", "xor_prod"])
+def test_other_right_gates_and_features_pass(name, source):
+    assert_all_pass(name, source)
+
+
+@pytest.mark.parametrize("name, source, word", [
+    ("logic_and", "def logic_and(a, b):\n    return threshold_unit(torch.stack([a, b], -1), torch.ones(2, dtype=a.dtype), -0.5)\n",
+     "diagnosis:"),
+    ("logic_or", "def logic_or(a, b):\n    return threshold_unit(torch.stack([a, b], -1), torch.ones(2, dtype=a.dtype), -1.5)\n",
+     "diagnosis:"),
+    ("logic_not", "def logic_not(a):\n    return threshold_unit(a[..., None], torch.tensor([1.0], dtype=a.dtype), -0.5)\n",
+     "diagnosis:"),
+    ("add_bias_column", "def add_bias_column(x):\n    return torch.cat([torch.ones(x.shape[0], 1, dtype=x.dtype), x], 1)\n",
+     "diagnosis: values"),
+    ("xor_features", "def xor_features(x):\n    return torch.cat([x, (x[:, 0] + x[:, 1]).unsqueeze(1)], 1)\n",
+     "diagnosis:"),
+    ("xor_features", "def xor_features(x):\n    return x[:, 0:1] * x[:, 1:2]\n", "diagnosis: wrong_shape"),
+], ids=["and_is_or", "or_is_and", "not_is_identity", "bias_first", "xor_sum",
+        "xor_product_only"])
+def test_usual_mistakes_in_gates_and_features_fail(name, source, word):
+    assert_fails(name, source, word)

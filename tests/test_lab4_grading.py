@@ -512,3 +512,39 @@ def test_random_graphs_fall_back_to_seeded_graphs_without_hypothesis(monkeypatch
     assert run("test_Value_backward_random")
     wrong_order = TOPO_KAHN.replace("return out[::-1]", "return out")
     assert not run("test_Value_backward_random", topological_order=wrong_order)
+
+
+# --------------------------------------------------------------------------------------------
+# dag_forward and the Dual functions: other right answers and the usual mistakes
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", [
+    "def dag_forward(w1, w2, x):\n    x1 = torch.mv(w1, x)\n    x2 = x + torch.mv(w2, x1)\n"
+    "    return torch.linalg.vector_norm(torch.mv(w1, x1 + x2))\n",
+    "def dag_forward(w1, w2, x):\n    x1 = w1 @ x\n    x3 = w1 @ x1 + w1 @ (x + w2 @ x1)\n    return (x3 ** 2).sum().sqrt()\n",
+    "def dag_forward(w1, w2, x):\n    x1 = torch.einsum('ij,j->i', w1, x)\n    x2 = x + torch.einsum('ij,j->i', w2, x1)\n"
+    "    x3 = torch.einsum('ij,j->i', w1, x1 + x2)\n    return torch.sqrt(torch.dot(x3, x3))\n",
+], ids=["mv_vector_norm", "distributed_sum_sqrt", "einsum_dot"])
+def test_other_right_dag_forward_passes(source):
+    assert run("test_dag_forward", dag_forward=source).passed
+
+
+@pytest.mark.parametrize("source", [
+    "def dag_forward(w1, w2, x):\n    x1 = w1 @ x\n    x2 = x + w2 @ x1\n    return (w1 @ (x1 + x2)).norm() ** 2\n",
+    "def dag_forward(w1, w2, x):\n    x1 = w1 @ x\n    x2 = w2 @ x1\n    return (w1 @ (x1 + x2)).norm()\n",
+    "def dag_forward(w1, w2, x):\n    x1 = x @ w1\n    x2 = x + x1 @ w2\n    return ((x1 + x2) @ w1).norm()\n",
+], ids=["squared_norm", "skip_connection_missing", "transposed_products"])
+def test_usual_dag_forward_mistakes_fail(source):
+    outcome = run("test_dag_forward", dag_forward=source)
+    assert not outcome.passed and "(diagnosis: " in outcome.message, outcome.message
+
+
+@pytest.mark.parametrize("old, new", [
+    ("return Dual(math.log(self.val), self.der / self.val)", "return Dual(math.log(self.val), 1.0 / self.val)"),
+    ("return Dual(math.cos(self.val), -math.sin(self.val) * self.der)",
+     "return Dual(math.cos(self.val), math.sin(self.val) * self.der)"),
+    ("return Dual(t, (1.0 - t * t) * self.der)", "return Dual(t, (1.0 - t) * self.der)"),
+], ids=["log_ignores_chain_rule", "cos_sign", "tanh_derivative"])
+def test_usual_dual_function_mistakes_fail(old, new):
+    outcome = run("test_Dual_functions", Dual=mutate("Dual", old, new))
+    assert not outcome.passed and "(diagnosis: " in outcome.message, outcome.message

@@ -547,3 +547,33 @@ def test_mlp_init_mistakes_are_named():
 def test_mlp_missing_the_tanh_fails():
     linear_only = MLP_RANDN.replace("linear(tanh(linear(", "linear((linear(")
     assert_fails("MLPWithFunctions", linear_only, "MLPWithFunctions(x) logits")
+
+
+# --- LinearFunction's forward and Square: the usual mistakes -------------------------------------
+
+LINEAR_BACKWARD = """
+        x, W = ctx.saved_tensors
+        gb = grad_output.sum(0) if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2] else None
+        return grad_output @ W, grad_output.T @ x, gb
+"""
+
+
+@pytest.mark.parametrize("forward, tag", [
+    ("ctx.save_for_backward(x, W)\nreturn x @ W.T", "values"),                         # b ignored
+    ("ctx.save_for_backward(x, W)\ny = x @ W\nreturn y if b is None else y + b", "diagnosis"),   # W not transposed
+    ("ctx.save_for_backward(x, W)\ny = x @ W.T\nreturn y if b is None else y - b", "values"),    # sign of b
+], ids=["bias_ignored", "not_transposed", "bias_subtracted"])
+def test_usual_linear_forward_mistakes_fail(forward, tag):
+    source = function_source("LinearFunction", forward, LINEAR_BACKWARD, forward_args="x, W, b=None")
+    text = assert_fails("LinearFunction", source)
+    assert "(diagnosis: " in text and tag in text
+
+
+@pytest.mark.parametrize("backward, word", [
+    ("(x,) = ctx.saved_tensors\nreturn 2 * x.detach() * grad_output", "diagnosis"),      # not double differentiable
+    ("(x,) = ctx.saved_tensors\nreturn x * grad_output", "diagnosis"),                    # factor 2 missing
+    ("(x,) = ctx.saved_tensors\nwith torch.no_grad():\n    g = 2 * x * grad_output\nreturn g", "diagnosis"),
+], ids=["detached", "missing_factor_two", "no_grad"])
+def test_usual_square_mistakes_fail(backward, word):
+    source = function_source("Square", "ctx.save_for_backward(x)\nreturn x ** 2", backward)
+    assert word in assert_fails("Square", source)

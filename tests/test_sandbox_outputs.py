@@ -266,6 +266,7 @@ def test_feedback_html_carries_no_active_content_from_student_outputs(hostile):
 def _scripts_that_ran(pages: list[Path]) -> list[tuple[list[str], str, str]]:
     """Open each page in headless Chromium (no network): the payload flags set, the title, the text."""
     from playwright.sync_api import sync_playwright
+
     from tests.helpers.browser_util import CHROMIUM, CHROMIUM_ARGS
 
     found = []
@@ -288,6 +289,7 @@ def _scripts_that_ran(pages: list[Path]) -> list[tuple[list[str], str, str]]:
 @pytest.mark.slow
 def test_feedback_page_runs_no_student_script_in_chromium(hostile, tmp_path):
     from nbconvert import HTMLExporter
+
     from tests.helpers.browser_util import missing_browser
 
     why = missing_browser()

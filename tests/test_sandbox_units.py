@@ -97,9 +97,9 @@ def test_the_container_runs_as_the_sandbox_uid_without_the_repository():
     os.close(w)
     args = container.bwrap_argv(uid=60999, connection_fd=r, notebook=None, ipc_dir=str(Path("/tmp")),
                                 rlimits=[], tmpfs_bytes=MIB, kernel_args=[])
-    args = args[:args.index("-c")] + ["-c", "import os; print(os.getuid(), os.path.exists(%r), "
-                                      "sorted(p for p in os.listdir('/proc') if p.isdigit()))"
-                                      % str(SOLUTIONS.parent / ".git")]
+    git = str(SOLUTIONS.parent / ".git")
+    args = args[:args.index("-c")] + ["-c", f"import os; print(os.getuid(), os.path.exists({git!r}), "
+                                      "sorted(p for p in os.listdir('/proc') if p.isdigit()))"]
     proc = subprocess.run(args, pass_fds=(r,), capture_output=True, text=True, timeout=60)
     os.close(r)
     assert proc.returncode == 0, proc.stderr
