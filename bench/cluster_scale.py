@@ -143,7 +143,9 @@ def bench_class(n: int, nbgrader_export: bool) -> dict:
             env=grading.grading_env(course.jupyter_path)), figures)
         assert p.returncode == 0, p.stderr[-2000:]
         exports_bulk.write(course.db_url, root / "bulk.csv")
-        figures["bulk export == nbgrader export"] = (root / "bulk.csv").read_text() == target.read_text()
+        ours, theirs = (root / "bulk.csv").read_text().splitlines(), target.read_text().splitlines()
+        # rows of students with the same name: nbgrader leaves their order to the database, ours is by id
+        figures["bulk export == nbgrader export"] = ours[0] == theirs[0] and sorted(ours) == sorted(theirs)
         print(f"  bulk export identical to nbgrader export: {figures['bulk export == nbgrader export']}")
     return figures
 

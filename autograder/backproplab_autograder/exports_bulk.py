@@ -6,7 +6,8 @@ One statement: every (assignment, student) pair, left-joined to its submission a
 submissions' points and late penalties summed per submission (grouped sub-queries, computed once).
 Same columns, same values and formatting as nbgrader 0.9.6 (``str()`` of each value, ``''`` for
 None; a student without a submission gets an empty timestamp and 0.0); rows ordered as nbgrader
-orders them (assignments by due date then name, students by last then first name), ties by id.
+orders them (assignments by due date then name, students by last then first name), ties by student
+id (nbgrader leaves the order of students with the same name to the database).
 """
 
 from __future__ import annotations
