@@ -286,6 +286,7 @@ except Exception as exc:
 """
 
 
+@pytest.mark.slow   # starts a PostgreSQL server
 def test_graders_creating_a_fresh_postgresql_gradebook_at_the_same_instant_all_succeed(postgres):  # noqa: F811
     """Without the advisory lock, nbgrader's ``create_all`` of concurrent processes collides
     (``UniqueViolation`` on ``pg_type``): seen on this very set-up before the fix."""
@@ -303,6 +304,7 @@ def test_graders_creating_a_fresh_postgresql_gradebook_at_the_same_instant_all_s
     assert outs == ["ok"] * 4, outs
 
 
+@pytest.mark.slow   # starts a PostgreSQL server
 def test_the_gradebook_lock_makes_a_second_holder_wait(postgres):  # noqa: F811
     order = []
 
