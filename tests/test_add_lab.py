@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from backproplab_autograder import tinycourse
+from nbgrader.utils import is_solution
 
 from tests.helpers.nbrun import execute
 
@@ -35,11 +36,11 @@ def _run(root: Path, *args: str) -> subprocess.CompletedProcess:
 def _answers(solution: nbformat.NotebookNode, release: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The release with every solution cell answered as the solution answers it (markers removed)."""
     answers = {c.metadata["nbgrader"]["grade_id"]: tinycourse.answer(c.source) for c in solution.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
+               if is_solution(c)}
     nb = nbformat.from_dict(release)
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.metadata.get("nbgrader", {}).get("solution") and gid in answers:
+        if is_solution(cell) and gid in answers:
             cell.source = answers[gid]
     return nb
 

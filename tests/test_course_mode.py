@@ -17,6 +17,7 @@ import pytest
 from backproplab_autograder import cli, lms, tinycourse
 from backproplab_autograder.course import lab, nbgrader
 from nbgrader.api import Gradebook
+from nbgrader.utils import is_grade, is_solution
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,7 @@ def _nbgrader(cwd: Path, *args: str, check: bool = True):
 def _answered(release: Path, write_answers: bool) -> nbformat.NotebookNode:
     solution = nbformat.read(LAB.solution, as_version=4)
     answers = {c.metadata["nbgrader"]["grade_id"]: tinycourse.answer(c.source) for c in solution.cells
-               if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+               if c.cell_type == "code" and is_solution(c)}
     nb = nbformat.read(release, as_version=4)
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
@@ -98,7 +99,7 @@ def test_scores_and_late_penalties_land_in_the_course_gradebook(term):
     scores = _gradebook_scores(term["db"])
     assert set(scores) == {"ana", "ben"}                       # cho never submitted
     auto_points = LAB.points - sum(c.metadata["nbgrader"]["points"] for c in nbformat.read(LAB.solution, 4).cells
-                                   if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade"))
+                                   if c.cell_type == "markdown" and is_grade(c))
     assert scores["ana"] == (auto_points, 0.0)
     assert scores["ben"][0] == auto_points and scores["ben"][1] == auto_points   # plugin "zero": all of it
     autograded = term["course"] / "autograded" / "ana" / AID / LAB.notebook
@@ -108,6 +109,7 @@ def test_scores_and_late_penalties_land_in_the_course_gradebook(term):
     grades = _grades(term["out"] / "grades.csv")
     assert float(grades[("ben", AID)]["score"]) == 0.0
     assert ("cho", AID) not in grades                          # not handed in: no row, never a 0
+    assert (term["out"] / "jobs.csv").exists()                 # protections of every job, as in folder mode
 
 
 def test_written_answers_wait_for_a_ta_and_the_ta_score_reaches_grades_csv(term):

@@ -14,6 +14,7 @@ import pytest
 from backproplab_autograder import demo
 from backproplab_autograder.course import ASSIGNMENTS, SOLUTIONS, available_assignments
 from backproplab_autograder.limits import Limits
+from nbgrader.utils import is_grade, is_solution
 
 LABS = available_assignments()
 
@@ -66,7 +67,7 @@ def test_grades_detailed_records_the_diagnosis_of_each_expected_failure(graded):
 
 def _grade_cells(aid: str) -> set[str]:
     nb = nbformat.read(str(SOLUTIONS / aid / ASSIGNMENTS[aid]), as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells if is_grade(c)}
 
 
 def test_every_expected_entry_belongs_to_a_demo_student_and_names_a_real_grade_cell():
@@ -98,4 +99,4 @@ def test_build_submissions_writes_the_whole_class_in_nbgrader_layout(tmp_path):
         student, aid, name = path.relative_to(tmp_path / "submitted").parts
         assert student in _people() and name == ASSIGNMENTS[aid]
     ref = nbformat.read(str(tmp_path / "submitted" / "reference" / LABS[0] / ASSIGNMENTS[LABS[0]]), as_version=4)
-    assert not any("NotImplementedError" in c.source for c in ref.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    assert not any("NotImplementedError" in c.source for c in ref.cells if is_solution(c))

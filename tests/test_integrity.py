@@ -36,6 +36,7 @@ from backproplab_autograder.demo import _solution_answers
 from backproplab_autograder.execute import hidden_lines, redact
 from backproplab_autograder.grading import Settings
 from backproplab_autograder.limits import Limits
+from nbgrader.utils import is_grade, is_solution
 
 from tests.helpers import gradecells
 
@@ -189,7 +190,7 @@ def _student(answers: dict[str, str], backward: str, extra: str | None = None) -
     cells = []
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.metadata.get("nbgrader", {}).get("solution"):
+        if is_solution(cell):
             cell.source = backward if gid == "backward" else answers[gid]
         cells.append(cell)
         if gid == "backward" and extra is not None:
@@ -302,7 +303,7 @@ def _hidden_source_lines() -> list[str]:
     nb = nbformat.read(str(SOLUTIONS / AID / NB), as_version=4)
     lines, public = [], set()
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade"):
+        if is_grade(cell):
             src = cell.source.splitlines()
             hidden = hidden_lines(cell.source)
             public |= {ln.strip() for i, ln in enumerate(src, start=1) if i not in hidden}
@@ -534,7 +535,7 @@ def test_detached_process_is_gone_before_results_are_recorded(sandboxed):
 
 def _protected(aid: str) -> set[str]:
     nb = nbformat.read(str(SOLUTIONS / aid / ASSIGNMENTS[aid]), as_version=4)
-    return policy.protected_names([c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")])
+    return policy.protected_names([c.source for c in nb.cells if is_grade(c)])
 
 
 def _one_cell(aid: str, source: str) -> nbformat.NotebookNode:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from nbgrader.utils import is_grade
 
 from tests.helpers.gradecells import lab_cells, run_all_for, run_grade_cell
 
@@ -605,7 +606,7 @@ def test_the_other_answers_here_are_not_flagged_as_tampering():
 
     ref = nbformat.read(str(SOLUTIONS / AID / ASSIGNMENTS[AID]), as_version=4)
     first = next(c for c in ref.cells if c.cell_type == "code")
-    protected = policy.protected_names([c.source for c in ref.cells if c.metadata.get("nbgrader", {}).get("grade")])
+    protected = policy.protected_names([c.source for c in ref.cells if is_grade(c)])
     tree = ast.parse(Path(__file__).read_text())
     scanned = 0
     for node in ast.walk(tree):

@@ -18,6 +18,7 @@ import pytest
 import torch
 from backproplab_autograder.course import lab
 from backproplab_autograder.policy import scan
+from nbgrader.utils import is_grade, is_solution
 
 from tests.helpers.gradecells import grade_ids, lab_cells, run_all_for, run_grade_cell
 
@@ -53,7 +54,7 @@ def release_stubs() -> dict[str, str]:
     """The solution cells as the student receives them (nbgrader's stubs)."""
     nb = nbformat.read(lab(AID).release, as_version=4)
     return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+            if c.cell_type == "code" and is_solution(c)}
 
 
 # --- the reference passes, the untouched stubs fail -----------------------------------------------
@@ -91,7 +92,7 @@ def test_the_whole_untouched_release_fails_every_grade_cell_with_not_implemented
 def test_points_are_one_per_piece_and_more_for_the_capstone_exercises():
     nb = nbformat.read(lab(AID).solution, as_version=4)
     points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"] for c in nb.cells
-              if c.metadata.get("nbgrader", {}).get("grade")}
+              if is_grade(c)}
     for piece in ("LinearFunction", "Tanh", "SoftmaxCrossEntropy", "xavier_init", "adam_step"):
         assert points[f"test_{piece}"] == 1
     assert sum(v for k, v in points.items() if k.startswith("answer_")) == 4

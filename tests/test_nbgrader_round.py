@@ -14,6 +14,7 @@ import nbformat
 import pytest
 from backproplab_autograder.config import render_config
 from backproplab_autograder.course import ASSIGNMENTS, RELEASE, SOLUTIONS, available_assignments, nbgrader
+from nbgrader.utils import is_grade
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def _errors(path):
                               f"{out.get('ename')}: {str(out.get('evalue', '')).splitlines()[:1]}"))
     # code grade cells only: written answers (markdown) are a person's to grade and never raise
     grade_ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+                 if c.cell_type == "code" and is_grade(c)]
     return found, grade_ids
 
 

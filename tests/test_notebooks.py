@@ -13,6 +13,7 @@ import pytest
 from backproplab_autograder import course, sources
 from backproplab_autograder.course import ASSIGNMENTS, RELEASE, SOLUTIONS, available_assignments
 from backproplab_autograder.release import comparable, generate
+from nbgrader.utils import is_grade, is_task
 
 from tests.helpers.leaks import solution_lines
 
@@ -35,7 +36,7 @@ def test_source_notebook_is_in_sync_with_its_text_source(aid):
 def test_manifest_points_equal_the_notebook_points(aid):
     nb = nbformat.read(_solution_path(aid), as_version=4)
     total = sum(c.metadata["nbgrader"].get("points", 0) for c in nb.cells
-                if c.metadata.get("nbgrader", {}).get("grade") or c.metadata.get("nbgrader", {}).get("task"))
+                if is_grade(c) or is_task(c))
     assert total == course.lab(aid).points, f"{aid}: the grade cells carry {total} points, course.toml says " \
         f"{course.lab(aid).points}"
 

@@ -186,6 +186,9 @@ def grade_course_dir(args, echo=print) -> dict:
     everything = results.load_all(out, course.token, done)
     grading.refresh_manual_scores(course, everything)
     results.write_csvs(out, everything)
+    from .cluster import write_jobs_csv
+
+    write_jobs_csv(out, everything)
     elapsed = time.perf_counter() - started
     report.write(everything, out, len(placed.problems), elapsed)
     reasons = Counter(c["reason"] for r in done for c in r["cells"])

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert.exporters import NotebookExporter
+from nbgrader.utils import is_grade
 
 from . import grading, policy, sandbox
 from .course import ManifestError
@@ -183,7 +184,7 @@ def setup(cfg: CourseConfig, out: Path, assignments: list[str]) -> grading.Cours
         source_hash[aid] = _digest(cfg.source / aid)
         src_nb = nbformat.read(str(src), as_version=4)
         protected[aid] = policy.protected_names([c.source for c in src_nb.cells if c.get("cell_type") == "code"
-                                                 and c.metadata.get("nbgrader", {}).get("grade")])
+                                                 and is_grade(c)])
     return grading.Course(cfg.root, cfg.db_url, assignments, token_file.read_text().strip(), source_hash,
                           release, jupyter_path, names, protected, course_id=cfg.course_id,
                           config_dir=out / "config", staging=out / "staging")

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbgrader.utils import is_grade
 
 from . import intake as intake_mod
 from . import policy, precheck, results, sandbox
@@ -230,7 +231,7 @@ def setup_course(settings: Settings, assignments: list[str]) -> Course:
     for aid in assignments:
         src_nb = nbformat.read(str(root / "source" / aid / names[aid]), as_version=4)
         protected[aid] = policy.protected_names([c.source for c in src_nb.cells if c.get("cell_type") == "code"
-                                                 and c.metadata.get("nbgrader", {}).get("grade")])
+                                                 and is_grade(c)])
     return Course(root, db_url, assignments, token_file.read_text().strip(), source_hash, release, jupyter_path,
                   names, protected)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbgrader.utils import is_grade
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,7 @@ class Run:
 
     def grade_ids(self) -> list[str]:
         return [c.metadata["nbgrader"]["grade_id"] for c in self.nb.cells
-                if c.metadata.get("nbgrader", {}).get("grade")]
+                if is_grade(c)]
 
 
 def execute(path: Path, timeout: int = 300) -> Run:
