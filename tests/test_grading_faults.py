@@ -215,6 +215,8 @@ def test_feedback_shows_code_and_failures_but_never_hidden_tests(graded):
     assert "abs(x) * x" in text                     # the student's code
     assert "hidden: negative inputs" in text        # the failure message
     assert graded["cells"]["hidden_fail"][SQUARE]["reason"] == "wrong_answer"
+    page = (graded["out"] / "feedback" / "good" / "tiny" / "tiny.html").read_text()
+    assert "<code>test_square</code></a>" in page and ">Test cell<" not in page   # each check named
 
 
 def test_class_report_and_csvs_are_written(graded):

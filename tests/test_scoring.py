@@ -47,3 +47,16 @@ def test_scores_itself_reads_the_trusted_source():
     assert not scores_itself("h = hunt()\nprint(h.score())")
     assert not scores_itself("x = 1")
     assert not scores_itself("def f(:\n")
+
+
+def test_feedback_summary_names_each_check_and_wraps_long_lines():
+    from backproplab_autograder.feedback_page import polish_text
+
+    page = ('<html><head><title>x</title></head><body><ol>'
+            '<li><a href="#test_backward_bias">Test cell</a> (Score: 0.0 / 2.0)</li>'
+            '<li><a href="#answer_cost">Written response</a> (Score: 0.0 / 2.0)</li></ol></body></html>')
+    out = polish_text(page)
+    assert '<code>test_backward_bias</code></a> (Score: 0.0 / 2.0)' in out and "Test cell" not in out
+    assert "<code>answer_cost</code></a> (written answer)" in out
+    assert "white-space: pre-wrap" in out.split("</head>")[0]
+    assert polish_text(out) == out  # idempotent

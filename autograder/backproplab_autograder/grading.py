@@ -38,8 +38,8 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import is_grade
 
+from . import feedback_page, policy, precheck, results, sandbox
 from . import intake as intake_mod
-from . import policy, precheck, results, sandbox
 from .config import render_config
 from .course import ASSIGNMENTS, SOLUTIONS, tool_env
 from .execute import RECORDS_VAR, SANDBOX_ROOT_VAR, SLOT_VAR, SUBMITTED_VAR
@@ -414,6 +414,7 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
         if check.ungradable:
             (feedback_dir / f"{notebook_id}.html").write_text(_ungradable_html(job, check.ungradable))
         elif produced.exists():
+            feedback_page.polish(produced)
             shutil.copyfile(produced, feedback_dir / produced.name)
     if result["grader_error"] is not None:
         cells = _error_cells(course, job, notebook_id, result["grader_error"])
