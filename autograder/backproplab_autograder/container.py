@@ -150,13 +150,15 @@ def bwrap_argv(*, uid: int | None, connection_fd: int, notebook: tuple[int, str]
     args += ["--perms", "0755", "--dir", "/etc"]
     for f in ETC_FILES:
         args += ["--ro-bind-try", f, f]
-    for p in kernel_binds():
-        args += parents(p) + ["--ro-bind", p, p]
     size = str(int(tmpfs_bytes))
     args += ["--proc", "/proc", "--dev", "/dev"]
     for d in ("/tmp", "/var/tmp", "/dev/shm", WORKDIR):
         args += parents(d) + ["--size", size, "--perms", "1777", "--tmpfs", d]
         made.add(d)
+    # after the private tmpfs mounts: an interpreter or checkout that lives under /tmp (a CI clone) is
+    # bound on top of them, not hidden by them
+    for p in kernel_binds():
+        args += parents(p) + ["--ro-bind", p, p]
     args += parents(ipc_dir) + ["--bind", ipc_dir, ipc_dir]
     args += parents(CONNECTION) + ["--perms", "0444", "--ro-bind-data", str(connection_fd), CONNECTION]
     if notebook is not None:
