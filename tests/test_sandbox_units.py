@@ -89,13 +89,14 @@ def test_the_container_binds_nothing_of_the_repository_but_lib():
         assert args[i - 1] == "--tmpfs" and "--size" in args[i - 5:i]
 
 
-def test_the_container_runs_as_the_sandbox_uid_without_the_repository():
+def test_the_container_runs_as_the_sandbox_uid_without_the_repository(tmp_path):
     if container.probe() is not None:
         pytest.skip(f"bubblewrap container unavailable here: {container.probe()}")
+    (tmp_path / "ipc").mkdir()
     r, w = os.pipe()
     os.write(w, b"{}")
     os.close(w)
-    args = container.bwrap_argv(uid=60999, connection_fd=r, notebook=None, ipc_dir=str(Path("/tmp")),
+    args = container.bwrap_argv(uid=60999, connection_fd=r, notebook=None, ipc_dir=str(tmp_path / "ipc"),
                                 rlimits=[], tmpfs_bytes=MIB, kernel_args=[])
     git = str(SOLUTIONS.parent / ".git")
     args = args[:args.index("-c")] + ["-c", f"import os; print(os.getuid(), os.path.exists({git!r}), "
