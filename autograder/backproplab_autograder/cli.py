@@ -101,6 +101,16 @@ def grade_class(submissions: Path, settings: grading.Settings, assignments: list
     settings.hide = [*settings.hide, Path(submissions).resolve() if Path(submissions).is_dir()
                      else Path(submissions).resolve().parent]
     jobs = grading.collect_jobs(out / "work" / "submitted", assignments, placed.placed, placed.nbgrader_files)
+    return _grade_and_write(course, settings, jobs, placed, started, students, force, echo)
+
+
+def _grade_and_write(course: grading.Course, settings: grading.Settings, jobs: list[grading.Job], placed,
+                     started: float, students: list[str] | None, force: bool, echo) -> dict:
+    """Both modes' common end: grade the chosen jobs, then write the class files from every result on
+    disk (not only this run's: a one-student regrade or a late lab keeps everyone else's rows)."""
+    from .cluster import write_jobs_csv  # jobs.csv: mode, protections and worker of every result
+
+    out = settings.out
     if students:
         jobs = [j for j in jobs if j.student in set(students)]
     if force:
@@ -111,9 +121,6 @@ def grade_class(submissions: Path, settings: grading.Settings, assignments: list
     export = grading.export_csv(course, out)
     if export.returncode != 0:
         echo(f"warning: nbgrader export failed: {results.first_line(export.stderr)}")
-    from .cluster import write_jobs_csv  # jobs.csv: mode, protections and worker of every result
-    # the class files always cover every result on disk, not only this run's (a one-student regrade
-    # or a late lab keeps everyone else's rows)
     everything = results.load_all(out, course.token, done)
     grading.refresh_manual_scores(course, everything)
     results.write_csvs(out, everything)
@@ -176,26 +183,7 @@ def grade_course_dir(args, echo=print) -> dict:
     course = coursemode.setup(cfg, out, [a for a in assignments if a in handed_in])
     jobs = grading.collect_jobs(out / "work" / "submitted", course.assignments, placed.placed,
                                 placed.nbgrader_files)
-    if args.student:
-        jobs = [j for j in jobs if j.student in set(args.student)]
-    if args.force:
-        for job in jobs:
-            grading.result_path(out, job).unlink(missing_ok=True)
-    grader = grading.Grader(settings)
-    done = grader.run(jobs, course)
-    everything = results.load_all(out, course.token, done)
-    grading.refresh_manual_scores(course, everything)
-    results.write_csvs(out, everything)
-    from .cluster import write_jobs_csv
-
-    write_jobs_csv(out, everything)
-    elapsed = time.perf_counter() - started
-    report.write(everything, out, len(placed.problems), elapsed)
-    reasons = Counter(c["reason"] for r in done for c in r["cells"])
-    errors = sum(1 for r in done if any(c["reason"] == "grader_error" for c in r["cells"]))
-    return {"graded": len(done), "skipped": grader.skipped, "students": len({r["student_id"] for r in done}),
-            "unplaced": len(placed.problems), "reasons": dict(reasons), "grader_errors": errors,
-            "elapsed": elapsed, "median_seconds": None, "results": done, "out": out}
+    return _grade_and_write(course, settings, jobs, placed, started, args.student, args.force, echo)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -626,7 +626,7 @@ def export_csv(course: Course, out: Path) -> subprocess.CompletedProcess:
     """nbgrader's own CSV export of the whole gradebook, beside our files."""
     from .exports_bulk import export_csv as bulk  # the same file as `nbgrader export`, in one SQL query
 
-    return bulk(course.db_url, out / "nbgrader_grades.csv", COURSE_ID)
+    return bulk(course.db_url, out / "nbgrader_grades.csv", course.course_id)
 
 
 def intake(source: Path, out: Path, notebooks: dict[str, str]) -> intake_mod.Intake:
