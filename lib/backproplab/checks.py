@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from . import remote
+
 __all__ = [
     "DIAGNOSES",
     "integrity_problems",
@@ -329,6 +331,7 @@ def compare(
     ``batch_size`` lets the diagnosis recognise "summed instead of averaged".
     """
     _guard()
+    actual = remote.plain(actual)
     want_dtype = dtype if dtype is not None else expected.dtype
     if not isinstance(actual, torch.Tensor) or type(actual) not in (torch.Tensor, torch.nn.Parameter):
         what = type(actual).__name__
@@ -569,6 +572,13 @@ def time_limit(seconds: float, what: str = "the function", hint: str = ""):
     Used around calls that loop until a condition holds, so that a student whose loop never
     stops gets "took longer than 10 s" instead of a grader timeout that costs every later cell.
     """
+    if remote.judging():  # graded: the student's code runs in another process; the judge stops the call
+        try:
+            with remote._ACTIVE[-1].deadline(seconds, f"{what} took longer than {seconds:g} s"):
+                yield
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}{'; ' + hint if hint else ''} (diagnosis: timeout)") from None
+        return
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
         return

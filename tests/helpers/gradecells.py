@@ -67,8 +67,45 @@ def run_grade_cell(aid: str, grade_id: str, replace: dict[str, str] | None = Non
     if unknown:
         raise KeyError(f"no solution cells {sorted(unknown)} in {aid}; known: {sorted(solutions)}")
     outcome = _run(aid, grade_id, replace, public_only, setup, solutions, grades)
+    if os.environ.get("BACKPROPLAB_JUDGE_TOO", "1") != "0":
+        judged = _run_judged(aid, grade_id, replace, public_only, setup, solutions, grades)
+        same_tags = _tags(judged.message) == _tags(outcome.message)
+        if judged.passed != outcome.passed or not same_tags:
+            raise AssertionError(
+                f"{aid}:{grade_id}: the grader's judge (student code in another process) and the student's "
+                f"desk (everything in one kernel) disagree.\n  desk:  {outcome.passed} {outcome.message[:500]}\n"
+                f"  judge: {judged.passed} {judged.message[:500]}")
     _log(aid, grade_id, replace, public_only, outcome, solutions)
     return outcome
+
+
+def _tags(message: str) -> list[str]:
+    return re.findall(r"\(diagnosis: ([a-z_]+)\)", message)
+
+
+def _run_judged(aid, grade_id, replace, public_only, setup, solutions, grades) -> Outcome:
+    """The same grade cell as the grader runs it: the test in a judge, the student's code behind the
+    wire protocol (here a worker in this process; in the grader, the sandboxed kernel)."""
+    from backproplab_autograder.judge import Session, local_channel
+
+    worker: dict = {"__name__": "__main__"}
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        exec(compile(setup, f"<{aid}:setup>", "exec"), worker)
+        session = Session(local_channel(worker))
+        session.absorb(setup)
+        for sid, src in solutions.items():
+            try:
+                exec(compile(replace.get(sid, src), f"<{aid}:{sid}>", "exec"), worker)
+            except Exception:  # noqa: BLE001, S110 - as in a kernel: the grade cell then fails
+                pass
+        source = grades[grade_id]
+        if public_only:
+            source = public_part(source)
+        verdict = session.run(source)
+    if verdict.passed:
+        return Outcome(True, "")
+    return Outcome(False, f"{verdict.ename}: {verdict.evalue}")
 
 
 def _distinguishing_line(source: str, reference: str) -> str:
