@@ -42,6 +42,7 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 from . import container, neutralise, sandbox
+from . import judge as judge_mod
 from .cgroups import ENV_VAR as CGROUP_VAR
 from .cgroups import JobCgroup
 from .launcher import DIR_VAR, ISOLATION, NETNS_VAR, NOTEBOOK_VAR, RUN_DIR, UID_VAR
@@ -51,6 +52,8 @@ RECORDS_VAR = "BACKPROPLAB_RECORDS_DIR"
 SUBMITTED_VAR = "BACKPROPLAB_SUBMITTED_DIR"
 SANDBOX_ROOT_VAR = "BACKPROPLAB_SANDBOX_ROOT"
 SLOT_VAR = "BACKPROPLAB_SLOT"
+JUDGE_VAR = "BACKPROPLAB_JUDGE"   # "0": run grade cells in the kernel (the pre-wave-2 way; tests only)
+CALLBACK_PREFIX = "\x1bbackproplab-callback:"
 
 MISSING_KEY = "backproplab"   # cell.metadata[MISSING_KEY]["missing_cell"] = why, set by the pre-check
 
@@ -207,6 +210,11 @@ class SandboxedExecute(Execute):
         self.ipc = os.environ.get(NETNS_VAR) == "1" and sandbox.is_root()
         self.protected = os.environ.get(NETNS_VAR) == "1"
         self.container = self.protected and sandbox.is_root() and container.probe() is None
+        self.judged = os.environ.get(JUDGE_VAR, "1") != "0"
+        self.session = judge_mod.Session(self._request, self.limits.cell_timeout)
+        self.scores: dict[str, float] = {}
+        self._bkc = None
+        self._bkc_km = None
         self.group: JobCgroup | None = None
         self.cgroup_note = "no cgroup (--unsafe)" if not self.protected else "no cgroup"
 
@@ -292,6 +300,8 @@ class SandboxedExecute(Execute):
                 sandbox.kill_uid(self.uid)
             self._write_records(notebook_id)
         self.set_widgets_metadata()
+        if self.judged:
+            self.resources.setdefault("backproplab", {})["judged_scores"] = dict(self.scores)
         return self.nb, self.resources
 
     def _protections(self) -> dict:
@@ -351,6 +361,10 @@ class SandboxedExecute(Execute):
             cell.outputs = [error_output("NotebookTimeout", msg)]
             self._record(index, cell, "timeout", msg)
             return
+        meta = cell.metadata.get("nbgrader", {})
+        if self.judged and meta.get("grade") and not meta.get("solution"):
+            self._judge_cell(cell, index, left)
+            return
         self.timeout = max(1, math.ceil(min(self.limits.cell_timeout, left)))
         self._cell_bytes = 0
         self._capped = False
@@ -409,6 +423,173 @@ class SandboxedExecute(Execute):
             meta = cell.metadata.get("nbgrader", {})
             if not meta.get("grade"):
                 self._replayable.append(index)
+        meta = cell.metadata.get("nbgrader", {})
+        if self.judged and not meta.get("grade") and not meta.get("solution"):
+            # the instructor's cell: its imports and definitions exist in the judge too (trusted copies)
+            self.session.absorb(cell.source)
+
+    # -- grade cells judged outside the kernel ----------------------------------------------------------
+    def _judge_cell(self, cell: NotebookNode, index: int, left: float) -> None:
+        """Run a grade cell in the judge (this process); the student's code answers its requests."""
+        meta = cell.metadata.get("nbgrader", {})
+        points = float(meta.get("points", 0) or 0)
+        self.session.judge.cell_timeout = max(1.0, min(self.limits.cell_timeout, left))
+        self._probe_outputs: list[NotebookNode] = []
+        self._probe_bytes = 0
+        self._probe_capped = False
+        self._last_death = ("crash", "the kernel died")
+        before = self._observe(files=True)
+        verdict = self.session.run(cell.source)
+        outputs = [NotebookNode(o) for o in verdict.outputs]
+        if self._probe_outputs:
+            outputs = self._probe_outputs + outputs
+        score = 0.0
+        if verdict.passed:
+            score = points if verdict.score is None else max(0.0, min(points, verdict.score))
+        else:
+            traceback = [f"Cell In[{index}], line {verdict.line}"] if verdict.line else []
+            outputs.append(NotebookNode(output_type="error", ename=verdict.ename, evalue=verdict.evalue,
+                                        traceback=[*traceback, f"{verdict.ename}: {verdict.evalue}"]))
+            if verdict.fault:
+                reason = verdict.fault
+                if reason == "crash":
+                    reason, why = self._last_death
+                    msg = f"{why} while this cell's checks were calling your code; a new kernel ran the rest ({reason})"
+                else:
+                    msg = verdict.evalue
+                self._record(index, cell, reason, msg)
+            else:
+                reason = classify_error(before, self._observe(files=True), self.limits, self.group is not None)
+                if reason:
+                    what = {"out_of_memory": f"the cell ran out of memory (limit {self.limits.memory_mib} MiB)",
+                            "policy": "the cell hit the grader's limit on processes or file size"}[reason]
+                    self._record(index, cell, reason, f"{what}: {verdict.ename}: {verdict.evalue}")
+                    if reason == "policy":
+                        self._restart()
+        cell.outputs = outputs
+        cell.execution_count = None
+        self.scores[meta.get("grade_id", "")] = score
+
+    def _client(self):
+        """A blocking client of the current kernel, for the judge's requests (its own sockets)."""
+        if self._bkc is None or self._bkc_km is not self.km:
+            from jupyter_client.blocking import BlockingKernelClient
+
+            if self._bkc is not None:
+                with _suppress():
+                    self._bkc.stop_channels()
+            client = BlockingKernelClient()
+            client.load_connection_info(self.km.get_connection_info(session=True))
+            client.session.key = self.km.session.key
+            client.start_channels()
+            self._bkc, self._bkc_km = client, self.km
+        return self._bkc
+
+    def _request(self, text: str, on_callback, timeout: float | None) -> str:
+        """The judge's channel: one request to the worker (``backproplab.remote.handle`` in the kernel),
+        answered in the execute reply's user expression; callbacks over the stdin channel; the student's
+        printing collected (capped); a timeout interrupts the kernel; a dead kernel is restarted."""
+        import zmq
+
+        client = self._client()
+        expr = f"__import__('backproplab.remote', fromlist=['handle']).handle({text!r})"
+        msg_id = client.execute("", silent=True, store_history=False, user_expressions={"r": expr},
+                                allow_stdin=True, stop_on_error=False)
+        limit = timeout if timeout is not None else self.limits.cell_timeout
+        limit = min(limit, max(0.0, self._deadline - monotonic()))
+        deadline = monotonic() + limit
+        poller = zmq.Poller()
+        sockets = {client.shell_channel.socket: "shell", client.stdin_channel.socket: "stdin",
+                   client.iopub_channel.socket: "iopub"}
+        for sock in sockets:
+            poller.register(sock, zmq.POLLIN)
+        interrupted = False
+        while True:
+            wait = deadline - monotonic()
+            if wait <= 0 and not interrupted:
+                interrupted = True
+                self._interrupt()
+                deadline = monotonic() + self.limits.interrupt_grace + 1
+                continue
+            if wait <= 0:
+                self._kernel_died_or_stuck()
+                raise (TimeoutError("the call ran out of time") if timeout is not None else
+                       judge_mod.WorkerFault("timeout", f"the checks' call into your code ran longer than "
+                                             f"{limit:g} s and was stopped; the kernel was restarted (timeout)"))
+            events = dict(poller.poll(timeout=min(wait, 0.5) * 1000))
+            if not events:
+                if not run_sync(self.km.is_alive)():
+                    self._kernel_died_or_stuck()
+                    raise judge_mod.WorkerFault("crash", "the kernel died")
+                continue
+            for sock, kind in sockets.items():
+                if sock not in events:
+                    continue
+                channel = {"shell": client.shell_channel, "stdin": client.stdin_channel,
+                           "iopub": client.iopub_channel}[kind]
+                while True:
+                    try:
+                        msg = channel.get_msg(timeout=0)
+                    except Empty:
+                        break
+                    if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                        continue
+                    if kind == "iopub":
+                        self._probe_output(msg)
+                    elif kind == "stdin" and msg.get("msg_type") == "input_request":
+                        prompt = str(msg.get("content", {}).get("prompt", ""))
+                        if prompt.startswith(CALLBACK_PREFIX):
+                            client.input(on_callback(prompt[len(CALLBACK_PREFIX):]))
+                        else:
+                            client.input("")
+                    elif kind == "shell" and msg.get("msg_type") == "execute_reply":
+                        if interrupted:
+                            if timeout is not None:
+                                raise TimeoutError("the call ran out of time")
+                            raise judge_mod.WorkerFault("timeout", f"the checks' call into your code ran longer "
+                                                        f"than {limit:g} s and was stopped (timeout)")
+                        if self._probe_capped:
+                            raise judge_mod.WorkerFault("output_cap", f"your code printed more than "
+                                                        f"{self.limits.output_bytes} bytes while the checks called "
+                                                        "it; the output was cut and the cell stopped (output_cap)")
+                        return _user_expression(msg)
+
+    def _probe_output(self, msg: dict) -> None:
+        kind = msg.get("msg_type")
+        if kind not in ("stream", "display_data", "error"):
+            return
+        content = msg.get("content", {})
+        if kind == "stream":
+            out = NotebookNode(output_type="stream", name="stdout",
+                               text=("[stderr] " if content.get("name") == "stderr" else "") + str(content.get("text", "")))
+        elif kind == "error":
+            return
+        else:
+            out = NotebookNode(output_type="display_data", metadata={},
+                               data={"text/plain": str(content.get("data", {}).get("text/plain", ""))[:2000]})
+        size = _output_size(out)
+        if self._probe_bytes + size > self.limits.output_bytes:
+            if not self._probe_capped:
+                self._probe_capped = True
+                self._interrupt()
+            return
+        self._probe_bytes += size
+        if self._probe_outputs and out.get("output_type") == "stream" and \
+                self._probe_outputs[-1].get("output_type") == "stream":
+            self._probe_outputs[-1]["text"] += out["text"]
+        else:
+            self._probe_outputs.append(out)
+
+    def _interrupt(self) -> None:
+        with _suppress():
+            run_sync(self.km.interrupt_kernel)()
+
+    def _kernel_died_or_stuck(self) -> None:
+        status = self._exit_status() if not run_sync(self.km.is_alive)() else None
+        self._last_death = death_reason(status, None, self._observe(), self.limits, self.group is not None,
+                                        self.container) if status is not None else ("crash", "the kernel stopped answering")
+        self._restart()
+        self._bkc_km = None
 
     # -- timeouts, output cap --------------------------------------------------------------------------
     async def _async_handle_timeout(self, timeout, cell=None):
@@ -508,6 +689,35 @@ class SandboxedExecute(Execute):
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
                 return True
         return False
+
+
+class _suppress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return exc[0] is not None and issubclass(exc[0], Exception)
+
+
+def _user_expression(msg: dict) -> str:
+    """The worker's answer: the text of the user expression ``r`` of an execute reply."""
+    import ast
+
+    content = msg.get("content", {})
+    value = content.get("user_expressions", {}).get("r", {})
+    if value.get("status") != "ok":
+        return json.dumps({"error": {"type": str(value.get("ename", "Error"))[:100],
+                                     "message": str(value.get("evalue", ""))[:2000]}})
+    text = value.get("data", {}).get("text/plain", "")
+    if not isinstance(text, str) or len(text) > 80 * 1024 * 1024 or text[:1] not in ("'", '"'):
+        return json.dumps({"error": {"type": "WireError", "message": "no readable answer"}})
+    try:
+        answer = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return json.dumps({"error": {"type": "WireError", "message": "no readable answer"}})
+    if not isinstance(answer, str):
+        return json.dumps({"error": {"type": "WireError", "message": "no readable answer"}})
+    return answer
 
 
 def protection_summary(iso: dict, cgroup: bool, protected: bool) -> str:

@@ -52,14 +52,15 @@ COURSE_ID = "backprop-lab"
 LOCK_MARKERS = ("database is locked", "could not serialize access", "deadlock detected")
 
 AUTOGRADE_CONFIG = """\
-# Autograde: nbgrader's own pipeline, with its Execute replaced by the sandboxed one.
+# Autograde: nbgrader's own pipeline, with its Execute replaced by the sandboxed one (the student's
+# cells in the sandboxed kernel, the grade cells in the judge) and the scores written by the judge.
 c.Autograde.autograde_preprocessors = [
     "backproplab_autograder.execute.SandboxedExecute",
     "backproplab_autograder.scoring.ScoreOnlyWhatTheCellComputes",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
-    "nbgrader.preprocessors.SaveAutoGrades",
+    "backproplab_autograder.scoring.SaveJudgedGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]

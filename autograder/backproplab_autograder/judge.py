@@ -675,6 +675,3 @@ def run_notebook_locally(cells: list[tuple[str, str]], cell_timeout: float = 60.
 
 __all__ = ["Judge", "RemoteObject", "Session", "Verdict", "WorkerFault", "local_channel", "plain",
            "run_notebook_locally"]
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    raise ImportError("the judge needs Python 3.11")

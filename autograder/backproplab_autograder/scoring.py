@@ -27,6 +27,8 @@ import ast
 
 from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
+from nbgrader.preprocessors import SaveAutoGrades
+from nbgrader.utils import is_solution
 from traitlets import Bool
 
 
@@ -74,3 +76,28 @@ class ScoreOnlyWhatTheCellComputes(Preprocessor):
         if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution"):
             fix_outputs(cell)
         return cell, resources
+
+
+class SaveJudgedGrades(SaveAutoGrades):
+    """nbgrader's ``SaveAutoGrades`` with the score of every code grade cell taken from the judge.
+
+    The judge (:mod:`judge`, run by :class:`execute.SandboxedExecute`) hands its scores over in
+    ``resources["backproplab"]["judged_scores"]``; they are written into the gradebook through
+    nbgrader's own API (``find_grade(...).auto_score``), so the formgrader, feedback and ``nbgrader
+    export`` read them as usual. No cell output is ever scored: a code grade cell the judge did not score
+    (a policy zero, a cell not run) scores 0. Written answers (markdown grade cells) are left to nbgrader
+    (no auto score; a person grades them).
+    """
+
+    def preprocess(self, nb, resources):
+        self._judged = (resources.get("backproplab") or {}).get("judged_scores")
+        return super().preprocess(nb, resources)
+
+    def _add_score(self, cell, resources):
+        if self._judged is None or cell.cell_type != "code" or is_solution(cell):
+            return super()._add_score(cell, resources)
+        grade = self.gradebook.find_grade(cell.metadata["nbgrader"]["grade_id"], self.notebook_id,
+                                          self.assignment_id, self.student_id)
+        grade.auto_score = float(self._judged.get(cell.metadata["nbgrader"]["grade_id"], 0.0))
+        grade.needs_manual_grade = grade.manual_score is not None
+        self.gradebook.db.commit()
