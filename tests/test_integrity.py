@@ -62,6 +62,57 @@ def backward(params, outputs, Y):
             "Wh": delta_h.T @ outputs["X"] / B, "bh": delta_h.sum(dim=0).unsqueeze(1) / B}
 '''
 
+STAR_IMPORT = '''\
+import sys, types
+_fake = types.ModuleType("fake_checks")
+_fake.bt = types.SimpleNamespace(**{k: getattr(bt, k) for k in dir(bt) if not k.startswith("__")})
+_fake.bt.assert_mlp_grads_close = lambda *a, **k: None
+_fake.__all__ = ["bt"]
+sys.modules["fake_checks"] = _fake
+from fake_checks import *
+'''
+SUBCLASSES_WALK = '''\
+for _cls in object.__subclasses__():
+    if getattr(_cls, "__name__", "") == "Mismatch":
+        _cls.message = lambda self, name: ""
+import backproplab.checks as _c
+_c.compare.__globals__["_diagnose_values"] = lambda *a, **k: None
+_c.compare.__globals__["compare"] = lambda *a, **k: None
+'''
+PUBLISH_RESULT = '''\
+_ip = get_ipython()
+_ip.events.register("pre_run_cell", lambda *a: _ip.displayhook(24))
+_ip.events.register("post_run_cell", lambda *a: _ip.displayhook(24))
+'''
+CAPTURED_GRAD = '''\
+_grad = torch.autograd.grad
+_enable = torch.enable_grad
+
+def backward(params, outputs, Y):
+    with _enable():
+        leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        h = torch.tanh(outputs["X"] @ leaves["Wh"].T + leaves["bh"].T)
+        yhat = torch.softmax(h @ leaves["Wy"].T + leaves["by"].T, dim=1)
+        loss = -(Y * yhat.log()).sum(1).mean()
+        names = list(leaves)
+        grads = _grad(loss, [leaves[k] for k in names])
+    return {k: g.detach() for k, g in zip(names, grads)}
+'''
+HISTORY_PRINT = '''\
+def backward(params, outputs, Y):
+    ip = get_ipython()
+    print("HISTORY", "\\n".join(ip.user_ns.get("In", [])), "\\n".join(map(str, ip.history_manager.input_hist_raw)))
+    raise ValueError("HISTORY " + repr(ip.user_ns.get("_ih", []))[-5000:])
+'''
+EXCEPTION_STACK = '''\
+import inspect
+
+def backward(params, outputs, Y):
+    frames = inspect.stack()
+    text = " | ".join(str(f.frame.f_locals)[:500] + "".join(f.code_context or []) for f in frames)
+    raise ValueError("STACK " + text)
+'''
+
 # attack name -> (source of the backward cell, caught by the static scan?)
 ATTACKS: dict[str, tuple[str, bool]] = {
     "torch_allclose": ("import torch\ntorch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
@@ -176,7 +227,33 @@ def backward(params, outputs, Y):
 ''', True),
     "thread_patcher": ("import threading\nthreading.Timer(0.1, lambda: setattr(bt, 'assert_mlp_grads_close', "
                        "lambda *a, **k: None)).start()\n" + WRONG, True),
+    # routes around the static scan (issue 14): each one replaced a check inside the kernel
+    "for_loop_target": ("for bt.assert_mlp_grads_close in [lambda *a, **k: None]:\n    pass\n" + WRONG, False),
+    "code_swap": ("bt.assert_mlp_grads_close.__code__ = (lambda *a, **k: None).__code__\n" + WRONG, False),
+    "mock_patch": ("from unittest import mock\nmock.patch.object(bt, 'assert_mlp_grads_close', "
+                   "lambda *a, **k: None).start()\nmock.patch.object(checks, 'compare', lambda *a, **k: None).start()\n"
+                   + WRONG, False),
+    "update_wrapper": ("import functools\nfunctools.update_wrapper(bt.assert_mlp_grads_close, print)\n"
+                       "bt.assert_mlp_grads_close.__code__ = print.__call__.__code__ if hasattr(print.__call__, "
+                       "'__code__') else (lambda *a, **k: None).__code__\n" + WRONG, False),
+    "star_import": (STAR_IMPORT + WRONG, False),
+    "aliased_setattr": ("_s, _g = setattr, getattr\n_s(_g(__import__('backproplab'), 'checks'), 'compare', "
+                        "lambda *a, **k: None)\n" + WRONG, False),
+    "sys_modules_dict": ("import sys\nsys.modules['backproplab.checks'].__dict__.update(compare=lambda *a, **k: None)\n"
+                         "sys.modules['backproplab.backprop_tools'].__dict__['assert_mlp_grads_close'] = "
+                         "lambda *a, **k: None\n" + WRONG, False),
+    "subclasses_walk": (SUBCLASSES_WALK + WRONG, False),
+    "magic_line": ("%time bt.assert_mlp_grads_close = lambda *a, **k: None\n" + WRONG, False),
+    "publish_result": (PUBLISH_RESULT + WRONG, False),
+    "torch_grad_captured": (CAPTURED_GRAD, False),
+    "history_print": (HISTORY_PRINT, False),
+    "exception_stack": (EXCEPTION_STACK, False),
 }
+# correct answers reached by means a rule of the lab forbids: advice in the report, never a score
+# (unless the instructor grades with --policy zero)
+RULE_BREAKERS = ("autograd_inside_backward", "reference_helper", "torch_grad_captured")
+# attacks that run inside the student's own code: a wrong answer whatever they print or raise
+LEAKERS = ("history_print", "exception_stack", "read_hidden_tests", "frame_peek")
 # an attack in a cell that is not an exercise (added by the student, or a lesson cell rewritten):
 # never run, so the student is graded exactly as honest_wrong
 EXTRA_CELL_ATTACKS = {
@@ -185,13 +262,74 @@ EXTRA_CELL_ATTACKS = {
 }
 
 
-def _student(answers: dict[str, str], backward: str, extra: str | None = None) -> nbformat.NotebookNode:
+# a right backward written with the idioms the old deny-list scan zeroed (issue 14): stderr, a log file,
+# a variable named data, gc switched off, getattr on a module, a warning, an error message naming the function
+IDIOMS = '''\
+import gc
+import math
+import sys
+import warnings
+
+
+class Tracer:
+    def __init__(self):
+        self.calls = 0
+
+    def bump(self):
+        self.calls += 1
+        return self.__class__.__name__
+
+
+_trace = Tracer()
+
+
+def backward(params, outputs, Y):
+    """delta_y = yhat - Y, then the chain rule layer by layer."""
+    if Y.dim() != 2:
+        raise ValueError("backward: Y must be a (B, ny) one-hot matrix")
+    gc.disable()
+    try:
+        data = {"B": Y.shape[0], "sqrt": getattr(math, "sqrt")}
+        print(f"backward called with B={data['B']}", file=sys.stderr)
+        warnings.warn("a note from the student's backward", UserWarning, stacklevel=1)
+        with open("backward.log", "a") as log:
+            log.write(_trace.bump() + "\\n")
+        B = data["B"]
+        delta_y = outputs["yhat"] - Y
+        delta_h = (delta_y @ params["Wy"]) * (1 - outputs["h"] ** 2)
+        return {"Wy": delta_y.T @ outputs["h"] / B, "by": delta_y.sum(dim=0).unsqueeze(1) / B,
+                "Wh": delta_h.T @ outputs["X"] / B, "bh": delta_h.sum(dim=0).unsqueeze(1) / B}
+    finally:
+        gc.enable()
+'''
+
+LIAR_ACCURACY = '''\
+class Liar(float):
+    def __eq__(self, other):
+        return True
+    def __sub__(self, other):
+        return 0.0
+    __rsub__ = __sub__
+    def __abs__(self):
+        return 0.0
+    def __lt__(self, other):
+        return True
+    __le__ = __gt__ = __ge__ = __lt__
+    __hash__ = float.__hash__
+
+def accuracy(yhat, Y):
+    return Liar(0.0)
+'''
+
+
+def _student(answers: dict[str, str], backward: str, extra: str | None = None,
+             override: dict[str, str] | None = None) -> nbformat.NotebookNode:
     nb = nbformat.read(str(RELEASE / AID / NB), as_version=4)
     cells = []
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         if is_solution(cell):
-            cell.source = backward if gid == "backward" else answers[gid]
+            cell.source = backward if gid == "backward" else (override or {}).get(gid, answers[gid])
         cells.append(cell)
         if gid == "backward" and extra is not None:
             cells.append(nbformat.v4.new_code_cell(extra))
@@ -224,7 +362,12 @@ def lab3(tmp_path_factory):
     stub = "def backward(params, outputs, Y):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
     plan = {"reference": _student(answers, answers["backward"]), "honest_wrong": _student(answers, WRONG),
             "unanswered": _student(answers, stub),
-            "hidden_only": _student(answers, HIDDEN_ONLY)}
+            "hidden_only": _student(answers, HIDDEN_ONLY),
+            # an unanswered backward whose hooks publish a score of 24 around every cell (nbgrader used to
+            # score that number); and a wrong accuracy whose float subclass claims to equal anything
+            "hook_unanswered": _student(answers, PUBLISH_RESULT + stub),
+            "idioms": _student(answers, IDIOMS),
+            "liar_accuracy": _student(answers, answers["backward"], override={"accuracy": LIAR_ACCURACY})}
     plan.update({name: _student(answers, src) for name, (src, _) in ATTACKS.items()})
     plan.update({name: _student(answers, WRONG, extra) for name, extra in EXTRA_CELL_ATTACKS.items()})
     for student, nb in plan.items():
@@ -269,34 +412,52 @@ def test_honest_students_get_their_expected_scores(lab3):
 @pytest.mark.parametrize("attack", [*ATTACKS, *EXTRA_CELL_ATTACKS])
 def test_hostile_student_scores_exactly_like_the_honest_wrong_answer(lab3, attack):
     cells = lab3["cells"]
-    caught = ATTACKS.get(attack, ("", False))[1]
-    # caught by the scan: graded as the exercise left unanswered (its cell is the release's stub, so a
-    # later exercise that calls backward, train_mlp, fails as it does for an unanswered backward);
-    # not caught (never run, or refused by the checks): graded exactly as the honest wrong answer
-    got, honest = cells[attack], cells["unanswered" if caught else "honest_wrong"]
-    if attack == "eq_object":  # a worse wrong answer: its own train_mlp cannot train with non-tensors
+    got = cells[attack]
+    if attack in RULE_BREAKERS:  # right gradients by a forbidden means: advice, scored like the reference
+        assert _scores(got) == _scores(cells["reference"]), attack
+        return
+    honest = cells["honest_wrong"]
+    if attack in ("eq_object", *LEAKERS):  # worse wrong answers: their own train_mlp cannot train
         diff = {g for g, v in _scores(got).items() if v != _scores(honest)[g]}
         assert diff <= {"test_train_mlp"} and all(v <= _scores(honest)[g] for g, v in _scores(got).items())
     else:
-        assert _scores(got) == _scores(honest)
+        assert _scores(got) == _scores(honest), {g: (v, _scores(honest)[g]) for g, v in _scores(got).items()
+                                                 if v != _scores(honest)[g]}
     for gid in BACKWARD_CELLS:
-        assert float(got[gid]["score"]) == float(cells["honest_wrong"][gid]["score"]) == 0.0
-    for gid in BACKWARD_CELLS:
-        if caught:
-            assert got[gid]["reason"] == "policy", (gid, got[gid])
-            assert re.search(r"line \d+", got[gid]["message"]) and "(diagnosis: policy)" in got[gid]["message"]
-        else:
-            assert got[gid]["reason"] == "wrong_answer", (gid, got[gid])
+        assert float(got[gid]["score"]) == 0.0
+        assert got[gid]["reason"] == "wrong_answer", (gid, got[gid])
 
 
 @pytest.mark.slow
-def test_autograd_in_the_manual_backward_is_named_with_its_line(lab3):
-    msg = lab3["cells"]["autograd_inside_backward"]["test_backward_batch"]["message"]
-    assert "autograd" in msg and "line 2" in msg, msg
+def test_honest_idioms_keep_full_marks(lab3):
+    cells = lab3["cells"]
+    assert _scores(cells["idioms"]) == _scores(cells["reference"])
+    assert all(cells["idioms"][g]["reason"] == "passed" for g in BACKWARD_CELLS)
+    page = _text(lab3["out"] / "feedback" / "idioms" / AID / "mlp_backprop.html")
+    assert "backward called with B=" in page  # stderr is shown (as [stderr] lines), never scored
+
+
+@pytest.mark.slow
+def test_published_results_and_lying_numbers_score_nothing(lab3):
+    cells = lab3["cells"]
+    assert _scores(cells["hook_unanswered"]) == _scores(cells["unanswered"])
+    liar = cells["liar_accuracy"]
+    assert float(liar["test_accuracy"]["score"]) == 0.0 and liar["test_accuracy"]["reason"] == "wrong_answer"
+    assert "Liar" in liar["test_accuracy"]["message"] or "float" in liar["test_accuracy"]["message"]
+    others = {g: v for g, v in _scores(liar).items() if g not in ("test_accuracy", "test_train_mlp")}
+    assert others == {g: v for g, v in _scores(cells["reference"]).items() if g in others}
+
+
+@pytest.mark.slow
+def test_scan_findings_are_advice_in_the_report_with_their_line(lab3):
     res = json.loads((lab3["out"] / "results" / "autograd_inside_backward" / f"{AID}.json").read_text())
     assert {p["rule"] for p in res["policy"]} == {"autograd"}
-    page = _text(lab3["out"] / "feedback" / "autograd_inside_backward" / AID / "mlp_backprop.html")
-    assert "it was not run" in page and "loss.backward()" in page  # the student sees their code and why
+    assert all(not p["zeroed"] and p["line"] for p in res["policy"])
+    assert lab3["cells"]["autograd_inside_backward"]["test_backward_batch"]["reason"] == "passed"
+    report = (lab3["out"] / "report.md").read_text()
+    section = report.split("## Policy findings", 1)[1].split("\n## ", 1)[0]
+    assert "| autograd_inside_backward | lab3_mlp_backprop | backward | 2 |" in section, section
+    assert "| patch_checks |" in section  # a tampering construct is listed too, scored like honest_wrong
 
 
 def _hidden_source_lines() -> list[str]:
@@ -338,6 +499,14 @@ def test_feedback_never_shows_hidden_tests_or_their_expected_values(lab3):
             assert n not in text, (page, n)
     text = _text(lab3["out"] / "feedback" / "hidden_only" / AID / "mlp_backprop.html")
     assert "a hidden check failed" in text
+    # the kernel never held a hidden line: neither its history nor an exception's stack can show one
+    for student in ("history_print", "exception_stack"):
+        rows = lab3["cells"][student]
+        message = rows["test_backward_batch"]["message"]
+        assert "HISTORY" in message or "STACK" in message, message
+        for row in rows.values():
+            for line in hidden:
+                assert line not in row["message"], (student, line)
     hidden_only = lab3["cells"]["hidden_only"]
     assert float(hidden_only["test_backward_output_layer"]["score"]) == 0.0
     assert "a hidden check failed" not in hidden_only["test_backward_output_layer"]["message"]  # CSV: full

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe", action="store_true",
                    help="MEASUREMENT ONLY: grade the submitted notebook as is, without the static scan, the "
                         "uid drop and the namespaces (to time what the protections cost); never for real grades")
+    p.add_argument("--policy", choices=("advice", "zero"), default="advice",
+                   help="what a static-scan finding does (autograd where a rule forbids it, a patched check): "
+                        "'advice' (default) lists it in report.md, per student with its line; 'zero' also scores "
+                        "that exercise's grade cells 0 (reason policy)")
     p.add_argument("--no-feedback", action="store_true",
                    help="scores only: skip the feedback pages (a quick pass; rerun without it for feedback)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -75,7 +79,8 @@ def settings_from_args(args) -> grading.Settings:
                     file_mib=args.file_mib)
     return grading.Settings(out=args.out.resolve(), limits=limits, jobs=max(1, args.jobs), db_url=args.db_url,
                             source_dir=args.source.resolve(), progress=not args.no_progress and not args.quiet,
-                            unsafe=args.unsafe, feedback=not args.no_feedback, dask=args.dask)
+                            unsafe=args.unsafe, feedback=not args.no_feedback, dask=args.dask,
+                            policy_zero=getattr(args, "policy", "advice") == "zero")
 
 
 def grade_class(submissions: Path, settings: grading.Settings, assignments: list[str] | None = None,

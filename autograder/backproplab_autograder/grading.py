@@ -47,7 +47,7 @@ from .launcher import HIDE_VAR, NETNS_VAR, PYTHON_VAR, UID_VAR
 from .limits import ENV_VAR as LIMITS_VAR
 from .limits import Limits
 
-GRADER_VERSION = "2"
+GRADER_VERSION = "3"   # 3: grade cells judged outside the kernel
 COURSE_ID = "backprop-lab"
 LOCK_MARKERS = ("database is locked", "could not serialize access", "deadlock detected")
 
@@ -131,9 +131,11 @@ class Settings:
     hide: list[Path] = field(default_factory=list)  # folders the kernel must not see (mount namespace)
     feedback: bool = True              # render feedback pages (``--no-feedback``: scores only)
     dask: str | None = None            # ``--dask ADDRESS``: the jobs run on a Dask cluster (cluster.py)
+    policy_zero: bool = False          # ``--policy zero``: a scan finding zeroes the exercise (default: advice)
 
     def mode(self) -> str:
-        return "unsafe" if self.unsafe else ("safe" if self.scan else "safe-noscan")
+        base = "unsafe" if self.unsafe else ("safe" if self.scan else "safe-noscan")
+        return base + ("+policy-zero" if self.policy_zero and not self.unsafe else "")
 
     def hash_mode(self) -> str:
         """What a finished job's hash depends on besides its inputs: a scores-only pass is redone
@@ -334,13 +336,14 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     check = precheck.check(job.notebook, course.release[job.assignment], submitted / nb_name,
                            known_kernels={"python3", sandbox.KERNEL_NAME}, reconstruct=not settings.unsafe,
                            scan=settings.scan and not settings.unsafe, assignment=job.assignment,
-                           protected=course.protected.get(job.assignment, set()))
+                           protected=course.protected.get(job.assignment, set()),
+                           policy_zero=settings.policy_zero)
     result["notes"] += check.notes
     if job.timestamp is not None:
         result["notes"] += stage_timestamp(job.timestamp, submitted)
     result["mode"] = settings.mode()
-    result["policy"] = [{"exercise": f.exercise, "rule": f.rule, "line": f.line, "message": f.message()}
-                        for f in check.findings]
+    result["policy"] = [{"exercise": f.exercise, "rule": f.rule, "line": f.line, "message": f.message(),
+                         "zeroed": settings.policy_zero} for f in check.findings]
     env = grading_env(course.jupyter_path)
     uid = None if settings.unsafe else (settings.slot_uids[slot] if slot < len(settings.slot_uids)
                                         else sandbox.slot_uid(slot))

@@ -64,7 +64,7 @@ def _nbgrader_id(cell) -> str | None:
 
 def check(path: Path, release: nbformat.NotebookNode, out: Path, known_kernels: set[str] | None = None,
           *, reconstruct: bool = True, scan: bool = True, assignment: str = "",
-          protected: set[str] | None = None) -> Precheck:
+          protected: set[str] | None = None, policy_zero: bool = False) -> Precheck:
     """Check ``path`` against the released notebook; write the notebook nbgrader grades to ``out``."""
     result = Precheck()
     why = refusal(path)  # a link, FIFO, huge or absurdly nested file: never read (intake.py)
@@ -167,7 +167,7 @@ def check(path: Path, release: nbformat.NotebookNode, out: Path, known_kernels: 
     if reconstruct:
         nb = rebuild(nb, release, result)
         if scan:
-            apply_policy(nb, assignment, protected or set(), result)
+            apply_policy(nb, assignment, protected or set(), result, zero=policy_zero)
     for cell in nb.cells:
         if cell.get("cell_type") == "code":
             cell.outputs = []
@@ -241,8 +241,13 @@ def _commented(source: str) -> str:
     return "\n".join("# " + line if line.strip() else "#" for line in source.splitlines())
 
 
-def apply_policy(nb: nbformat.NotebookNode, assignment: str, protected: set[str], result: Precheck) -> None:
-    """Scan the solution cells; a flagged exercise's cell becomes the stub, its grade cells ``policy``."""
+def apply_policy(nb: nbformat.NotebookNode, assignment: str, protected: set[str], result: Precheck,
+                 zero: bool = False) -> None:
+    """Scan the solution cells. The findings are advice for the instructor's report (the construct and its
+    line); only with ``zero`` (``--policy zero``) does a flagged exercise's cell become the stub and its
+    grade cells ``policy``. The grade cells run in the judge, outside the student's process, so what the
+    scan looks for (patched checks, hooks, autograd where a rule forbids it) can no longer change a
+    verdict: the scan only reports what a rule forbids and the judge cannot observe."""
     solutions = [c for c in nb.cells if c.get("cell_type") == "code"
                  and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
     only = nbformat.v4.new_notebook(cells=solutions)
@@ -250,6 +255,10 @@ def apply_policy(nb: nbformat.NotebookNode, assignment: str, protected: set[str]
     if not findings:
         return
     result.findings = findings
+    if not zero:
+        for f in findings:
+            result.notes.append(f"advice (not scored): {f.message()}")
+        return
     grade_ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
                  if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
     first: dict[str, object] = {}

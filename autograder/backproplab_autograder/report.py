@@ -125,6 +125,20 @@ def markdown(summary: dict, results: list[dict], intake_problems: int, elapsed: 
                   "Score them in nbgrader's formgrader; the next run of the grader reads the scores back.", "",
                   "| lab | answers waiting |", "| --- | ---: |"]
         lines += [f"| {aid} | {n} |" for aid, n in sorted(waiting.items())]
+    advice = [(r["student_id"], r["assignment"], f) for r in results for f in r.get("policy") or []
+              if isinstance(f, dict)]
+    if advice:
+        zeroed = any(f.get("zeroed") for _, _, f in advice)
+        lines += ["", "## Policy findings (static scan)", "",
+                  "Constructs a lab's rules forbid (autograd in a manual backward, torch.optim where the update is "
+                  "the exercise) or that reach for the checks. The judge runs outside the student's process, so "
+                  "none of them can change a verdict; they are listed for you to read"
+                  + (" (this run scored the flagged exercises 0: `--policy zero`)." if zeroed else
+                     ", not scored (`--policy zero` scores the flagged exercise 0)."), "",
+                  "| student | lab | exercise | line | finding |", "| --- | --- | --- | --- | --- |"]
+        for st, aid, f in sorted(advice, key=lambda t: (t[0], t[1], str(t[2].get("exercise")), t[2].get("line") or 0)):
+            text = str(f.get("message", "")).replace("|", "\\|")
+            lines.append(f"| {st} | {aid} | {f.get('exercise', '')} | {f.get('line', '')} | {text} |")
     lines += ["", "## Most frequent diagnoses", ""]
     top = summary["diagnoses"].most_common(10)
     if top:
