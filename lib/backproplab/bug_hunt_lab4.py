@@ -33,7 +33,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["CheckTimeout", "Candidate", "Verdict", "ask", "score", "planted_bugs", "verdict_table"]
+from . import remote
+
+__all__ = ["CheckTimeout", "Candidate", "Verdict", "ask", "score", "planted_bugs", "order_function", "verdict_table"]
 
 
 class CheckTimeout(BaseException):
@@ -85,11 +87,21 @@ def ask(check: Callable, candidate: Candidate, seconds: float) -> Verdict:
     """
     start = time.perf_counter()
     answer, note = None, ""
+    late = f"took longer than {seconds:g} s"
     try:
         with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
-            with _alarm(seconds):
-                result = check(candidate.fn)
+            if remote.judging():  # the check runs in the student's kernel: the judge stops the call
+                try:
+                    with remote._ACTIVE[-1].deadline(seconds, late):
+                        result = check(candidate.fn)
+                except TimeoutError as exc:
+                    if str(exc) != late:
+                        raise
+                    raise CheckTimeout() from None
+            else:
+                with _alarm(seconds):
+                    result = check(candidate.fn)
         if type(result) is bool:
             answer = result
         else:
@@ -97,11 +109,12 @@ def ask(check: Callable, candidate: Candidate, seconds: float) -> Verdict:
     except NotImplementedError:
         raise
     except CheckTimeout:
-        note = f"took longer than {seconds:g} s"
+        note = late
     except RecursionError:
         answer, note = False, "let the candidate's RecursionError escape (counted as rejecting it)"
     except Exception as exc:  # noqa: BLE001 - an exception means "wrong"
-        answer, note = False, f"raised {type(exc).__name__}: {str(exc)[:100]} (counted as rejecting it)"
+        kind = getattr(exc, "type_name", type(exc).__name__)  # the student's own exception type, when judged
+        answer, note = False, f"raised {kind}: {str(exc)[:100]} (counted as rejecting it)"
     return Verdict(candidate, answer, note, time.perf_counter() - start)
 
 
@@ -225,3 +238,199 @@ def planted_bugs() -> dict[str, tuple[Callable, str]]:
         "breadth-first, reversed": (_breadth_first, "order"),
         "leaves dropped": (_without_leaves, "missing_nodes"),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Orders the grade cell hands to the student's check. When graded, the check runs in the student's
+# kernel and calls its candidate there, on nodes it built itself: the candidates must be functions of
+# that process. They are named by how they walk the graph; whether each is right, and the diagnosis
+# of a wrong one, stay in the grade cell.
+# --------------------------------------------------------------------------------------------
+
+
+def _flagged_stack(root):
+    done, out, todo = set(), [], [(root, False)]
+    while todo:
+        node, expanded = todo.pop()
+        if id(node) in done:
+            continue
+        if expanded:
+            done.add(id(node))
+            out.append(node)
+        else:
+            todo.append((node, True))
+            todo.extend((q, False) for q in node._prev if id(q) not in done)
+    return out
+
+
+def _kahn(root):
+    users, nodes, todo = {id(root): 0}, [root], [root]
+    while todo:
+        for q in todo.pop()._prev:
+            if id(q) not in users:
+                users[id(q)] = 0
+                nodes.append(q)
+                todo.append(q)
+            users[id(q)] += 1
+    free, backwards = [root], []
+    while free:
+        node = free.pop()
+        backwards.append(node)
+        for q in node._prev:
+            users[id(q)] -= 1
+            if users[id(q)] == 0:
+                free.append(q)
+    return backwards[::-1]
+
+
+def _two_pass(root):
+    # pass 1: the reachable nodes; pass 2: a post-order walk with iterators over reversed parents
+    inside, todo = {id(root)}, [root]
+    while todo:
+        for q in todo.pop()._prev:
+            if id(q) not in inside:
+                inside.add(id(q))
+                todo.append(q)
+    placed, out, walk = set(), [], [(root, reversed(root._prev))]
+    placed.add(id(root))
+    while walk:
+        node, rest = walk[-1]
+        nxt = next((q for q in rest if id(q) not in placed), None)
+        if nxt is None:
+            walk.pop()
+            out.append(node)
+        else:
+            placed.add(id(nxt))
+            walk.append((nxt, reversed(nxt._prev)))
+    assert len(out) == len(inside)
+    return out
+
+
+def _lazy_marks(root):
+    done, out, todo = set(), [], [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in done:
+            continue
+        waiting = [q for q in node._prev if id(q) not in done]
+        if waiting:
+            todo.append(node)
+            todo.extend(waiting)
+        else:
+            done.add(id(node))
+            out.append(node)
+    return out
+
+
+def _recursive_marked(root):
+    out, met = [], set()
+
+    def go(node):
+        met.add(id(node))
+        for q in node._prev:
+            if id(q) not in met:
+                go(q)
+        out.append(node)
+
+    go(root)
+    return out
+
+
+def _flagged_stack_unmarked(root):
+    result, pending = [], [(root, False)]
+    while pending:
+        node, expanded = pending.pop()
+        if expanded:
+            result.append(node)
+        else:
+            pending.append((node, True))
+            pending.extend((q, False) for q in node._prev)
+    return result
+
+
+def _kahn_root_first(root):
+    rest = [n for n in _kahn(root) if n is not root]
+    return [root] + rest
+
+
+def _kahn_distinct_release(root):
+    # counts every use of a parent, releases it once per distinct parent
+    users, todo = {}, [root]
+    seen = {id(root)}
+    while todo:
+        for q in todo.pop()._prev:
+            users[id(q)] = users.get(id(q), 0) + 1
+            if id(q) not in seen:
+                seen.add(id(q))
+                todo.append(q)
+    free, backwards = [root], []
+    while free:
+        node = free.pop()
+        backwards.append(node)
+        distinct = {id(q): q for q in node._prev}
+        for q in distinct.values():
+            users[id(q)] -= 1
+            if users[id(q)] == 0:
+                free.append(q)
+    return backwards[::-1]
+
+
+def _flagged_stack_reversed(root):
+    return _flagged_stack(root)[::-1]
+
+
+def _lazy_marks_computed_only(root):
+    return [n for n in _lazy_marks(root) if len(n._prev) > 0]
+
+
+def _levels_reversed(root):
+    level, out, met = [root], [], {id(root)}
+    while level:
+        out += level
+        nxt = []
+        for node in level:
+            for q in node._prev:
+                if id(q) not in met:
+                    met.add(id(q))
+                    nxt.append(q)
+        level = nxt
+    out.reverse()
+    return out
+
+
+def _preorder_reversed(root):
+    out, met, todo = [], {id(root)}, [root]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        for q in node._prev:
+            if id(q) not in met:
+                met.add(id(q))
+                todo.append(q)
+    return out[::-1]
+
+
+_ORDERS: dict[str, Callable] = {
+    "flagged stack": _flagged_stack,
+    "kahn": _kahn,
+    "two passes": _two_pass,
+    "lazy marks": _lazy_marks,
+    "recursive, marked": _recursive_marked,
+    "flagged stack, unmarked": _flagged_stack_unmarked,
+    "kahn, root first": _kahn_root_first,
+    "kahn, distinct release": _kahn_distinct_release,
+    "flagged stack, reversed": _flagged_stack_reversed,
+    "lazy marks, computed nodes only": _lazy_marks_computed_only,
+    "levels, reversed": _levels_reversed,
+    "pre-order, reversed": _preorder_reversed,
+}
+
+
+@remote.worker_side
+def order_function(key: str) -> Callable:
+    """The order function named ``key`` (one of :func:`planted_bugs`' names, or a walk of ``_ORDERS``),
+    made in the process where the check runs."""
+    planted = planted_bugs()
+    if key in planted:
+        return planted[key][0]
+    return _ORDERS[key]

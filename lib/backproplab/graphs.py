@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import remote
+
 __all__ = [
     "DagDrawing",
     "value_parents",
@@ -45,6 +47,18 @@ __all__ = [
     "replay_backward",
     "paused_gc",
     "rule_node",
+    "rule_chain",
+    "Node",
+    "Graph",
+    "build_graph",
+    "order_positions",
+    "dual_function",
+    "sequential_spec",
+    "build_sequential",
+    "one_pass",
+    "counted",
+    "calls_of",
+    "parameter_state",
     "call_backward",
     "assert_grads",
     "check_value_op",
@@ -387,6 +401,18 @@ def paused_gc() -> Iterator[None]:
     the node), so while 100,000 of them are created the collector runs over and over through the
     growing graph and dominates the time. Reference counting still frees everything else.
     """
+    worker_was_enabled = _worker_gc(False) if remote.judging() else None  # the student's objects are there
+    try:
+        with _gc_paused_here():
+            yield
+    finally:
+        if worker_was_enabled:
+            _worker_gc(True)
+
+
+@contextlib.contextmanager
+def _gc_paused_here() -> Iterator[None]:
+    """:func:`paused_gc` in this process only (what worker-side functions use)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -396,13 +422,30 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+@remote.worker_side
+def _worker_gc(enable: bool) -> bool:
+    """Turn the cycle collector of the process that holds the student's objects on or off; whether it was on."""
+    was = gc.isenabled()
+    if enable:
+        gc.enable()
+    else:
+        gc.disable()
+    return was
+
+
+@remote.worker_side
 def rule_node(Value, data: float, parents: Sequence, partials: Sequence[float], op: str = "f"):
     """A node of the student's ``Value`` class whose backward rule is fixed by the test.
 
     ``partials[i]`` is d(node)/d(parents[i]); the closure adds ``partials[i] * node.grad`` into
     each parent. Graphs of such nodes grade the sweep (``backward``) on its own: the answer does
-    not depend on whether the student's operator rules are right yet.
+    not depend on whether the student's operator rules are right yet. Built next to the student's
+    objects (in the student's kernel when graded): the closure runs there.
     """
+    return _rule_node(Value, data, parents, partials, op)
+
+
+def _rule_node(Value, data, parents, partials, op):
     node = Value(data)
     parents = tuple(parents)
     partials = tuple(float(d) for d in partials)
@@ -415,6 +458,174 @@ def rule_node(Value, data: float, parents: Sequence, partials: Sequence[float], 
 
     node._backward = _rule
     return node
+
+
+@remote.worker_side
+def rule_chain(Value, leaf, depth: int, partials: Sequence[Sequence[float]], also: Sequence = (), data: float = 1.0,
+               op: str = "f"):
+    """The root of a chain of ``depth`` :func:`rule_node` nodes above ``leaf``, built in one go.
+
+    Node ``i`` (from 0, just above ``leaf``) has the parents ``(previous node, *also)`` and the local
+    derivatives ``partials[i % len(partials)]``. The cycle collector is paused while it is built."""
+    with _gc_paused_here():
+        node = leaf
+        for i in range(int(depth)):
+            node = _rule_node(Value, data, (node, *also), partials[i % len(partials)], op)
+    return node
+
+
+class Node:
+    """A bare graph node for the order checks: a name, a ``_prev`` tuple, and nothing else that matters."""
+
+    def __init__(self, name: str = "", *parents) -> None:
+        self.name, self._prev, self._op = name, tuple(parents), ("f" if parents else "")
+        self.data, self.grad = 0.0, 0.0
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Graph:
+    """The nodes of a graph built by :func:`build_graph`, in the order of their description."""
+
+    def __init__(self, nodes: list) -> None:
+        self.nodes = nodes
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
+@remote.worker_side
+def build_graph(parents: Sequence[Sequence[int]], names: Sequence[str] | None = None) -> Graph:
+    """The graph of :class:`Node` s: node ``k`` has the parents ``parents[k]`` (indices of earlier nodes, repeats allowed).
+
+    Returned as one :class:`Graph` held where the student's code runs (one reference, not one per node)."""
+    with _gc_paused_here():
+        nodes: list = []
+        for k, ps in enumerate(parents):
+            nodes.append(Node(names[k] if names else "", *(nodes[i] for i in ps)))
+    return Graph(nodes)
+
+
+@remote.worker_side
+def order_positions(topological_order, graph: Graph, root: int = -1) -> list | str:
+    """Call ``topological_order(graph.nodes[root])`` next to the nodes; what it returned, as positions.
+
+    Answers the name of the type returned when it is not a list or tuple; else, for each item in
+    order, its index in the graph's node list, or ``-1 - k`` for the ``k``-th distinct object that is
+    not one of them. The expected order and the verdict are the test's."""
+    nodes = graph.nodes
+    with _gc_paused_here():
+        order = topological_order(nodes[root])
+        if not isinstance(order, (list, tuple)):
+            return type(order).__name__
+        where = {id(n): k for k, n in enumerate(nodes)}
+        foreign: dict[int, int] = {}
+        return [where[id(n)] if id(n) in where else -1 - foreign.setdefault(id(n), len(foreign)) for n in order]
+
+
+@remote.worker_side
+def dual_function(Dual, fn):
+    """A function of a list of the student's ``Dual`` numbers for ``forward_mode_gradient`` to call.
+
+    It reads each input's ``val`` and ``der`` (a plain number counts as ``Dual(number, 0)``), hands them
+    to ``fn(vals, ders)`` (the test's function, which answers ``(value, derivative)``) and returns
+    ``Dual(value, derivative)``."""
+
+    def f(duals):
+        vals = [float(getattr(d, "val", d)) for d in duals]
+        ders = [float(getattr(d, "der", 0.0)) for d in duals]
+        value, derivative = fn(vals, ders)
+        return Dual(float(value), float(derivative))
+
+    return f
+
+
+def sequential_spec(model) -> tuple[list, list]:
+    """``(layers, parameters)`` of a ``torch.nn.Sequential`` of ``Linear``, ``Tanh`` and ``ReLU`` layers, for
+    :func:`build_sequential` (each parameter detached)."""
+    import torch
+
+    layers: list = []
+    for m in model:
+        if isinstance(m, torch.nn.Linear):
+            layers.append(["Linear", m.in_features, m.out_features, m.bias is not None])
+        elif isinstance(m, (torch.nn.Tanh, torch.nn.ReLU)):
+            layers.append([type(m).__name__])
+        else:
+            raise ValueError(f"sequential_spec: no rule for {type(m).__name__}")
+    return layers, [p.detach().clone() for p in model.parameters()]
+
+
+@remote.worker_side
+def build_sequential(layers: Sequence, parameters: Sequence, grad_fill: float | None = None):
+    """A ``torch.nn.Sequential`` described by :func:`sequential_spec`, with these parameter values (float64
+    when they are), built next to the student's code; every ``.grad`` set to ``grad_fill`` if given."""
+    import torch
+
+    modules = []
+    for spec in layers:
+        if spec[0] == "Linear":
+            modules.append(torch.nn.Linear(int(spec[1]), int(spec[2]), bias=bool(spec[3])))
+        elif spec[0] in ("Tanh", "ReLU"):
+            modules.append(getattr(torch.nn, spec[0])())
+        else:
+            raise ValueError(f"build_sequential: no rule for {spec[0]!r}")
+    model = torch.nn.Sequential(*modules)
+    params = list(model.parameters())
+    if len(params) != len(parameters):
+        raise ValueError("build_sequential: the parameters do not match the layers")
+    if parameters:
+        model.to(parameters[0].dtype)
+    with torch.no_grad():
+        for p, value in zip(params, parameters, strict=True):
+            p.copy_(value)
+    if grad_fill is not None:
+        for p in params:
+            p.grad = torch.full_like(p, float(grad_fill))
+    return model
+
+
+@remote.worker_side
+def one_pass(items: Sequence):
+    """``iter(items)``, made where the student's code runs: an iterator that can be walked once."""
+    return iter(list(items))
+
+
+class _Counted:
+    """A loss function of ``torch.nn.functional`` that counts its calls."""
+
+    def __init__(self, name: str) -> None:
+        import torch
+
+        if name not in ("mse_loss", "cross_entropy", "l1_loss", "nll_loss", "binary_cross_entropy_with_logits"):
+            raise ValueError(f"counted: no loss named {name!r}")
+        self.fn = getattr(torch.nn.functional, name)
+        self.__name__ = name
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+@remote.worker_side
+def counted(name: str):
+    """``torch.nn.functional.<name>``, counting its calls (read them with :func:`calls_of`)."""
+    return _Counted(name)
+
+
+@remote.worker_side
+def calls_of(fn) -> int:
+    """How many times a :func:`counted` function was called."""
+    return int(fn.calls)
+
+
+@remote.worker_side
+def parameter_state(model) -> list:
+    """``[(name, value, grad or None), ...]`` of a ``torch`` module's parameters, copies, in order."""
+    return [(name, p.detach().clone(), None if p.grad is None else p.grad.detach().clone())
+            for name, p in model.named_parameters()]
 
 
 def call_backward(root, what: str = "backward()") -> None:

@@ -429,123 +429,120 @@ def topological_order(root):
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_topological_order", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # topological_order on small graphs: every reachable node exactly once, each after its parents, the root last.
-# The nodes are bare objects with a `_prev` tuple, built here, so this check needs nothing else from you.
-class _Node:
-    def __init__(self, name, *parents):
-        self.name, self._prev, self._op = name, tuple(parents), ("f" if parents else "")
-        self.data, self.grad = 0.0, 0.0
-
-    def __repr__(self):
-        return self.name
+# The nodes are bare objects with a `_prev` tuple (graphs.Node), built by the test, so this check needs nothing else
+# from you. A graph is described by its nodes' names and, for each node, the positions of its parents.
+def _graph(*nodes):
+    """nodes: (name, parent names...) in an order that puts parents first; returns (names, parents)."""
+    names = [n[0] for n in nodes]
+    return names, [[names.index(p) for p in n[1:]] for n in nodes]
 
 
-def _check_order(root, nodes, what):
+def _shown(names, ks):
+    return "[" + ", ".join(names[k] if k >= 0 else "<not a node of the graph>" for k in ks) + "]"
+
+
+def _check_order(names, parents, what, root=-1):
+    root = root % len(parents)
+    graph = graphs.build_graph(parents, names)
     try:
-        order = checks.call(topological_order, root)
+        order = checks.call(graphs.order_positions, topological_order, graph, root, name="topological_order")
     except AssertionError as exc:
         if isinstance(exc.__cause__, RecursionError):
             raise AssertionError(f"{what}: topological_order hit Python's recursion limit: use a list as an "
                                  "explicit stack instead of recursive calls (diagnosis: recursion)") from None
         raise
-    if not isinstance(order, (list, tuple)):
-        raise AssertionError(f"{what}: expected a list of nodes, got {type(order).__name__} (diagnosis: not_a_list)")
-    ids = [id(n) for n in order]
-    if len(set(ids)) != len(ids):
-        twice = sorted({repr(n) for n in order if ids.count(id(n)) > 1})[:5] if len(ids) < 5000 else "some nodes"
+    if isinstance(order, str):  # the name of the type it returned
+        raise AssertionError(f"{what}: expected a list of nodes, got {order} (diagnosis: not_a_list)")
+    reachable, todo = {root}, [root]
+    while todo:
+        for p in parents[todo.pop()]:
+            if p not in reachable:
+                reachable.add(p)
+                todo.append(p)
+    nodes = sorted(reachable)
+    if len(set(order)) != len(order):
+        twice = sorted({names[k] if k >= 0 else "?" for k in order if order.count(k) > 1})[:5] \
+            if len(order) < 5000 else "some nodes"
         raise AssertionError(f"{what}: nodes listed more than once ({twice}); a node reached along two paths "
                              "must be listed once: remember which nodes you have seen (diagnosis: visited_twice)")
-    missing = [n for n in nodes if id(n) not in set(ids)]
+    listed = set(order)
+    missing = [k for k in nodes if k not in listed]
     if missing:
-        raise AssertionError(f"{what}: {len(missing)} reachable nodes are missing, e.g. {missing[:3]} "
+        raise AssertionError(f"{what}: {len(missing)} reachable nodes are missing, e.g. {_shown(names, missing[:3])} "
                              "(diagnosis: missing_nodes)")
     if len(order) != len(nodes):
         raise AssertionError(f"{what}: {len(order)} nodes returned, but only {len(nodes)} are reachable from the root "
                              "(diagnosis: extra_nodes)")
-    if order[-1] is not root:
-        raise AssertionError(f"{what}: the last node must be the root, got {order[-1]!r} (diagnosis: order)")
-    where = {id(n): i for i, n in enumerate(order)}
+    if order[-1] != root:
+        raise AssertionError(f"{what}: the last node must be the root, got {_shown(names, order[-1:])[1:-1]} "
+                             "(diagnosis: order)")
+    where = {k: i for i, k in enumerate(order)}
     for n in order:
-        for p in n._prev:
-            if where[id(p)] > where[id(n)]:
-                raise AssertionError(f"{what}: {n!r} comes before its parent {p!r}; every node must come after "
-                                     "all of its parents (diagnosis: order)")
+        for p in parents[n]:
+            if where[p] > where[n]:
+                raise AssertionError(f"{what}: {names[n]} comes before its parent {names[p]}; every node must come "
+                                     "after all of its parents (diagnosis: order)")
 
 
-_a = _Node("a")
-_check_order(_a, [_a], "a single leaf")
-_s = _Node("a+a", _a, _a)
-_check_order(_s, [_a, _s], "a + a")
-_x = _Node("x")
-_b, _c = _Node("b", _x), _Node("c", _x)
-_d = _Node("d", _b, _c)
-_check_order(_d, [_x, _b, _c, _d], "the diamond d(b(x), c(x))")
-_x1, _x2 = _Node("x1"), _Node("x2")
-_v1, _v2, _v3 = _Node("v1=ln x1", _x1), _Node("v2=x1*x2", _x1, _x2), _Node("v3=sin x2", _x2)
-_v4 = _Node("v4=v1+v2", _v1, _v2)
-_v5 = _Node("v5=v4-v3", _v4, _v3)
-_check_order(_v5, [_x1, _x2, _v1, _v2, _v3, _v4, _v5], "the graph of ln(x1) + x1*x2 - sin(x2) from the reverse-mode table")
+_check_order(*_graph(("a",)), "a single leaf")
+_check_order(*_graph(("a",), ("a+a", "a", "a")), "a + a")
+_check_order(*_graph(("x",), ("b", "x"), ("c", "x"), ("d", "b", "c")), "the diamond d(b(x), c(x))")
+_check_order(*_graph(("x1",), ("x2",), ("v1=ln x1", "x1"), ("v2=x1*x2", "x1", "x2"), ("v3=sin x2", "x2"),
+                     ("v4=v1+v2", "v1=ln x1", "v2=x1*x2"), ("v5=v4-v3", "v4=v1+v2", "v3=sin x2")),
+             "the graph of ln(x1) + x1*x2 - sin(x2) from the reverse-mode table")
 print("topological_order lists each node once, after its parents, with the root last.")
 ### BEGIN HIDDEN TESTS
 # A ladder of 12 diamonds: 4096 paths from the top to the bottom, 37 nodes.
-_nodes = [_Node("l0")]
+_nodes = [("l0",)]
 for _i in range(12):
-    _l, _r = _Node(f"l{_i}a", _nodes[-1]), _Node(f"l{_i}b", _nodes[-1])
-    _nodes += [_l, _r, _Node(f"l{_i + 1}", _l, _r)]
-_check_order(_nodes[-1], _nodes, "a ladder of 12 diamonds")
+    _nodes += [(f"l{_i}a", _nodes[-1][0]), (f"l{_i}b", _nodes[-1][0]), (f"l{_i + 1}", f"l{_i}a", f"l{_i}b")]
+_check_order(*_graph(*_nodes), "a ladder of 12 diamonds")
 # Random DAGs with repeated parents; unreachable nodes must not appear.
 _rng = random.Random(4107)
 for _t in range(30):
-    _nodes = [_Node(f"in{_i}") for _i in range(_rng.randint(1, 4))]
+    _names = [f"in{_i}" for _i in range(_rng.randint(1, 4))]
+    _parents = [[] for _ in _names]
     for _i in range(_rng.randint(0, 30)):
         _k = _rng.randint(1, 3)
-        _nodes.append(_Node(f"n{_i}", *[_rng.choice(_nodes) for _ in range(_k)]))
-    _root = _nodes[-1]
-    _reach, _todo = {id(_root): _root}, [_root]
-    while _todo:
-        for _p in _todo.pop()._prev:
-            if id(_p) not in _reach:
-                _reach[id(_p)] = _p
-                _todo.append(_p)
-    _check_order(_root, list(_reach.values()), f"random graph {_t}")
+        _parents.append([_rng.randrange(len(_names)) for _ in range(_k)])
+        _names.append(f"n{_i}")
+    _check_order(_names, _parents, f"random graph {_t}")
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_topological_order_deep", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # topological_order on a chain 100,000 nodes deep: it must not recurse.
-class _Node:
-    def __init__(self, *parents):
-        self._prev = parents
-
-
-with graphs.paused_gc():  # building 100,000 objects: keep Python's cycle collector out of the timing
-    _chain = [_Node()]
-    for _i in range(100_000):
-        _chain.append(_Node(_chain[-1]))
+def _deep_order(parents):
+    """topological_order from the last node of the graph (built by the test): the nodes' positions, in its order."""
+    graph = graphs.build_graph(parents)
     try:
-        _order = checks.call(topological_order, _chain[-1])
+        return checks.call(graphs.order_positions, topological_order, graph, name="topological_order")
     except AssertionError as exc:
         if isinstance(exc.__cause__, RecursionError):
             raise AssertionError("a chain 100,000 deep hit Python's recursion limit: topological_order must use an "
                                  "explicit stack, not recursive calls (diagnosis: recursion)") from None
         raise
-if not isinstance(_order, (list, tuple)) or len(_order) != len(_chain):
-    raise AssertionError(f"a chain of {len(_chain)} nodes: got {len(_order) if isinstance(_order, (list, tuple)) else _order!r} "
+
+
+with graphs.paused_gc():  # building 100,000 objects: keep Python's cycle collector out of the timing
+    _chain = [[]] + [[_i] for _i in range(100_000)]
+    _order = _deep_order(_chain)
+if not isinstance(_order, list) or len(_order) != len(_chain):
+    raise AssertionError(f"a chain of {len(_chain)} nodes: got {len(_order) if isinstance(_order, list) else _order} "
                          "nodes back (diagnosis: missing_nodes)")
-if any(_o is not _n for _o, _n in zip(_order, _chain)):
+if _order != list(range(len(_chain))):
     raise AssertionError("a chain: the nodes must come in chain order, the leaf first and the root last (diagnosis: order)")
 del _chain, _order
 print("topological_order handles a chain 100,000 nodes deep.")
 ### BEGIN HIDDEN TESTS
 # Deep and shared: every node of a 40,000-deep chain also uses the leaf.
 with graphs.paused_gc():
-    _leaf = _Node()
-    _chain = [_leaf]
-    for _i in range(40_000):
-        _chain.append(_Node(_chain[-1], _leaf))
-    _order = checks.call(topological_order, _chain[-1])
-if len(_order) != len(_chain) or _order[0] is not _leaf or _order[-1] is not _chain[-1]:
+    _chain = [[]] + [[_i, 0] for _i in range(40_000)]
+    _order = _deep_order(_chain)
+if not isinstance(_order, list) or len(_order) != len(_chain) or len(set(_order)) != len(_chain) \
+        or _order[0] != 0 or _order[-1] != len(_chain) - 1:
     raise AssertionError("a 40,000-deep chain whose nodes all share the leaf: each node must appear once, "
                          "the leaf first and the root last (diagnosis: order)")
-del _chain, _order, _leaf
+del _chain, _order
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -615,9 +612,7 @@ graphs.assert_grads({"leaf": _leaf.grad}, {"leaf": 1.0}, "a leaf's own backward(
 # Value.backward on a chain 100,000 nodes deep: no recursion anywhere, every node visited once.
 with graphs.paused_gc():  # every node is in a reference cycle (its closure): keep the cycle collector out
     _leaf = Value(1.0)
-    _node = _leaf
-    for _i in range(100_000):
-        _node = graphs.rule_node(Value, 1.0, [_node], [1.0 if _i % 2 else -1.0], "f")
+    _node = graphs.rule_chain(Value, _leaf, 100_000, [[-1.0], [1.0]])  # rule_node 100,000 times, in one go
     graphs.call_backward(_node, "backward() on a chain 100,000 deep")
 graphs.assert_grads({"leaf": _leaf.grad, "root": _node.grad}, {"leaf": 1.0, "root": 1.0},
                     "a chain of 100,000 nodes whose local derivatives are -1, +1, -1, ... (product 1)")
@@ -627,9 +622,7 @@ print("backward() handles a chain 100,000 nodes deep.")
 # Deep and shared: every node of the chain also uses the leaf directly.
 with graphs.paused_gc():
     _leaf = Value(1.0)
-    _node = _leaf
-    for _i in range(40_000):
-        _node = graphs.rule_node(Value, 1.0, [_node, _leaf], [1.0, 2.5e-5], "f")
+    _node = graphs.rule_chain(Value, _leaf, 40_000, [[1.0, 2.5e-5]], also=[_leaf])
     graphs.call_backward(_node, "backward() on a deep chain that shares its leaf")
 graphs.assert_grads({"leaf": _leaf.grad}, {"leaf": 2.0}, "a 40,000-deep chain whose nodes also use the leaf (1 + 4e4 * 2.5e-5)",
                     rtol=1e-9)
@@ -963,13 +956,13 @@ def _check_neuron_structure(nin, **kwargs):
 checks.call(Neuron, 2)  # written at all?
 _check_neuron_structure(3)
 _check_neuron_structure(1, nonlin=False)
-nn_checks.check_random_module(lambda: [wi.data for wi in Neuron(4).w], "Neuron(4)")
+nn_checks.check_random_neuron(Neuron, "Neuron(4)", 4)
 print("Neuron holds nin weights drawn from random in [-1, 1] and a bias at 0, and lists them in order.")
 ### BEGIN HIDDEN TESTS
 for _nin in (2, 5, 16):
     _check_neuron_structure(_nin)
     _check_neuron_structure(_nin, nonlin=True)
-nn_checks.check_random_module(lambda: [wi.data for wi in Neuron(1, nonlin=False).w], "Neuron(1, nonlin=False)")
+nn_checks.check_random_neuron(Neuron, "Neuron(1, nonlin=False)", 1, nonlin=False)
 ### END HIDDEN TESTS
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Neuron_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -982,9 +975,7 @@ def _check_neuron(nin, seed, **kwargs):
     neuron = checks.call(Neuron, nin, **kwargs)
     params = nn_checks.parameters_of(neuron, Value, what, layout)
     for bias in (0.4, -0.3):  # non-trivial parameters: a wrong rule cannot hide behind b = 0
-        for p in params[:-1]:
-            p.data = rng.uniform(-1.5, 1.5)
-        params[-1].data = bias
+        nn_checks.set_data(params, [rng.uniform(-1.5, 1.5) for _ in params[:-1]] + [bias])
         for x in ([0.0] * nin, [rng.uniform(-2, 2) for _ in range(nin)], [rng.uniform(-2, 2) for _ in range(nin)]):
             nn_checks.check_forward(neuron, params, layout, x, relu, f"{what} at x = {[round(v, 3) for v in x]}")
             nn_checks.check_forward(neuron, params, layout, [Value(v) for v in x], relu,
@@ -1037,8 +1028,8 @@ def _check_layer(nin, nout, seed, **kwargs):
     layout = nn_checks.Layout(nin, (nout,))
     layer = checks.call(Layer, nin, nout, **kwargs)
     params = nn_checks.check_structure(layer, Value, layout, what)
-    for k, p in enumerate(params):
-        p.data = rng.uniform(-0.5, 0.5) if k in layout.bias_positions() else rng.uniform(-1.5, 1.5)
+    nn_checks.set_data(params, [rng.uniform(-0.5, 0.5) if k in layout.bias_positions() else rng.uniform(-1.5, 1.5)
+                                for k in range(len(params))])
     for x in ([rng.uniform(-2, 2) for _ in range(nin)] for _ in range(3)):
         nn_checks.check_forward(layer, params, layout, x, relu, f"{what} at x = {[round(v, 3) for v in x]}",
                                 hint="; Layer passes its keyword arguments on to each Neuron")
@@ -1102,8 +1093,8 @@ def _check_mlp(nin, nouts, seed):
     layout = nn_checks.Layout(nin, tuple(nouts))
     mlp = checks.call(MLP, nin, list(nouts))
     params = nn_checks.check_structure(mlp, Value, layout, what)
-    for k, p in enumerate(params):
-        p.data = rng.uniform(-0.5, 0.5) if k in layout.bias_positions() else rng.uniform(-1.2, 1.2)
+    nn_checks.set_data(params, [rng.uniform(-0.5, 0.5) if k in layout.bias_positions() else rng.uniform(-1.2, 1.2)
+                                for k in range(len(params))])
     for x in ([rng.uniform(-2, 2) for _ in range(nin)] for _ in range(4)):
         nn_checks.check_forward(mlp, params, layout, x, False, f"{what} at x = {[round(v, 3) for v in x]}")
     return mlp, params, layout
@@ -1134,8 +1125,8 @@ def _check_mlp_gradients(nin, nouts, seed):
     layout = nn_checks.Layout(nin, tuple(nouts))
     mlp = checks.call(MLP, nin, list(nouts))
     params = nn_checks.parameters_of(mlp, Value, what, layout)
-    for k, p in enumerate(params):
-        p.data = rng.uniform(-0.5, 0.5) if k in layout.bias_positions() else rng.uniform(-1.2, 1.2)
+    nn_checks.set_data(params, [rng.uniform(-0.5, 0.5) if k in layout.bias_positions() else rng.uniform(-1.2, 1.2)
+                                for k in range(len(params))])
     nn_checks.check_gradients(mlp, params, layout, Value, [rng.uniform(-2, 2) for _ in range(nin)], False, what, seed)
     nn_checks.check_zero_grad(mlp, params, layout, what)
 
@@ -1492,14 +1483,14 @@ def forward_mode_gradient(f, xs):
 def _check_forward_mode(g, xs, what):
     calls = []
 
-    def f(duals):
-        calls.append([float(getattr(d, "der", 0.0)) for d in duals])
-        vals = torch.tensor([float(getattr(d, "val", d)) for d in duals], dtype=torch.float64, requires_grad=True)
-        ders = torch.tensor(calls[-1], dtype=torch.float64)
-        out = g(vals)
-        (grad,) = torch.autograd.grad(out, vals)
-        return Dual(float(out.detach()), float(grad @ ders))
+    def f_at(vals, ders):  # the values and seeds of f's Dual inputs -> f's value and directional derivative
+        calls.append([float(d) for d in ders])
+        x = torch.tensor(vals, dtype=torch.float64, requires_grad=True)
+        out = g(x)
+        (grad,) = torch.autograd.grad(out, x)
+        return float(out.detach()), float(grad @ torch.tensor(calls[-1], dtype=torch.float64))
 
+    f = graphs.dual_function(Dual, f_at)  # f(list of Duals) -> Dual(value, derivative), with f_at's numbers
     got = checks.call(forward_mode_gradient, f, list(xs))
     x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
     (want,) = torch.autograd.grad(g(x), x)
@@ -1841,55 +1832,48 @@ def accumulated_gradient(model, loss_fn, batches):
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_accumulated_gradient", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 # accumulated_gradient: equals the gradient of the summed loss (autograd, float64), in parameter order; .grad left zeroed.
-import copy as _copy
-
-
-def _check_accumulated(model, loss_fn, batches, what, stale=False):
-    reference = _copy.deepcopy(model)
-    if stale:  # leftovers from an earlier step: they must not leak into the result
-        for p in model.parameters():
-            p.grad = torch.full_like(p, 7.0)
-    before = [p.detach().clone() for p in model.parameters()]
-    calls = []
-
-    def counted_loss(pred, target):
-        calls.append(1)
-        return loss_fn(pred, target)
-
-    got = checks.call(accumulated_gradient, model, counted_loss, iter(batches))
-    params = list(reference.parameters())
-    total = sum(loss_fn(reference(xb), yb) for xb, yb in batches)
+# Your function gets a copy of the test's model (graphs.build_sequential), a loss function that counts its calls and
+# the batches as an iterator that can be walked once.
+def _check_accumulated(model, loss_name, batches, what, stale=False):
+    loss_fn = getattr(torch.nn.functional, loss_name)
+    # the student's copy; with stale=True, leftovers from an earlier step that must not leak into the result
+    student = graphs.build_sequential(*graphs.sequential_spec(model), grad_fill=7.0 if stale else None)
+    counted_loss = graphs.counted(loss_name)
+    got = checks.call(accumulated_gradient, student, counted_loss, graphs.one_pass(batches))
+    params = list(model.parameters())
+    total = sum(loss_fn(model(xb), yb) for xb, yb in batches)
     want = torch.autograd.grad(total, params)
     if not isinstance(got, (list, tuple)) or len(got) != len(params):
         raise AssertionError(f"{what}: expected a list of {len(params)} tensors, one per parameter, got "
                              f"{type(got).__name__} (diagnosis: wrong_shape)")
-    if len(calls) != len(batches):
-        raise AssertionError(f"{what}: loss_fn was called {len(calls)} times for {len(batches)} batches "
+    calls = graphs.calls_of(counted_loss)
+    if calls != len(batches):
+        raise AssertionError(f"{what}: loss_fn was called {calls} times for {len(batches)} batches "
                              "(diagnosis: batches)")
-    for (name, _), g, w in zip(reference.named_parameters(), got, want):
+    for (name, _), g, w in zip(model.named_parameters(), got, want):
         if stale and isinstance(g, torch.Tensor) and g.shape == w.shape and torch.allclose(g, w + 7.0):
             raise AssertionError(f"{what}: {name} still contains the gradient left over from before the call; zero "
                                  "the gradients first (diagnosis: stale_grad)")
         checks.assert_close(g, w, name=f"{what}: gradient of {name}")
-    for (name, p), b in zip(model.named_parameters(), before):
-        if not torch.equal(p.detach(), b):
+    for (name, value, grad), p in zip(graphs.parameter_state(student), params):
+        if not torch.equal(value, p.detach()):
             raise AssertionError(f"{what}: parameter {name} was changed; only gradients are asked for (diagnosis: modified_input)")
-        if p.grad is not None and bool((p.grad != 0).any()):
+        if grad is not None and bool((grad != 0).any()):
             raise AssertionError(f"{what}: {name}.grad is not zeroed after the call (diagnosis: grad_not_zeroed)")
 
 
 torch.manual_seed(42)
 _model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
 _batches = [(torch.randn(b, 3, dtype=torch.float64), torch.randn(b, 2, dtype=torch.float64)) for b in (5, 1, 3)]
-_check_accumulated(_model, torch.nn.functional.mse_loss, _batches, "three batches of sizes 5, 1, 3")
+_check_accumulated(_model, "mse_loss", _batches, "three batches of sizes 5, 1, 3")
 print("accumulated_gradient returns the gradient of the summed loss and leaves .grad zeroed.")
 ### BEGIN HIDDEN TESTS
 torch.manual_seed(4114)
 _model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)).double()
 _batches = [(torch.randn(b, 4, dtype=torch.float64), torch.randint(0, 3, (b,))) for b in (1, 7, 2, 4)]
-_check_accumulated(_model, torch.nn.functional.cross_entropy, _batches, "four classification batches")
-_check_accumulated(_model, torch.nn.functional.cross_entropy, _batches, "with stale gradients before the call", stale=True)
-_check_accumulated(_model, torch.nn.functional.cross_entropy, _batches[:1], "a single batch of size 1")
+_check_accumulated(_model, "cross_entropy", _batches, "four classification batches")
+_check_accumulated(_model, "cross_entropy", _batches, "with stale gradients before the call", stale=True)
+_check_accumulated(_model, "cross_entropy", _batches[:1], "a single batch of size 1")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -2055,7 +2039,7 @@ def check_topological_order(candidate):
 # 0 points if a right candidate is not accepted, else 0.5 point per wrong candidate rejected. Partial credit: the
 # cell's last expression is the number of points earned, which nbgrader 0.9.6 records as the cell's score
 # (nbgrader.utils.determine_grade reads an execute_result that is a number as partial credit).
-_fn, _tag = bug_hunt_lab4.planted_bugs()["leaves dropped"]
+_fn = bug_hunt_lab4.order_function("leaves dropped")  # made where your check runs, like every candidate here
 try:
     _verdict = bug_hunt_lab4.ask(check_topological_order, bug_hunt_lab4.Candidate("leaves dropped", _fn, False), 5.0)
 except NotImplementedError:
@@ -2067,183 +2051,21 @@ if _verdict.answer is None:
 print(f"check_topological_order answers with a bool ({_verdict.answer} for an order that drops the leaves). "
       "It is graded on hidden candidates.")
 ### BEGIN HIDDEN TESTS
-def _right_flagged_stack(root):
-    done, out, todo = set(), [], [(root, False)]
-    while todo:
-        node, expanded = todo.pop()
-        if id(node) in done:
-            continue
-        if expanded:
-            done.add(id(node))
-            out.append(node)
-        else:
-            todo.append((node, True))
-            todo.extend((q, False) for q in node._prev if id(q) not in done)
-    return out
-
-
-def _right_kahn(root):
-    users, nodes, todo = {id(root): 0}, [root], [root]
-    while todo:
-        for q in todo.pop()._prev:
-            if id(q) not in users:
-                users[id(q)] = 0
-                nodes.append(q)
-                todo.append(q)
-            users[id(q)] += 1
-    free, backwards = [root], []
-    while free:
-        node = free.pop()
-        backwards.append(node)
-        for q in node._prev:
-            users[id(q)] -= 1
-            if users[id(q)] == 0:
-                free.append(q)
-    return backwards[::-1]
-
-
-def _right_two_pass(root):
-    # pass 1: the reachable nodes; pass 2: a post-order walk with iterators over reversed parents
-    inside, todo = {id(root)}, [root]
-    while todo:
-        for q in todo.pop()._prev:
-            if id(q) not in inside:
-                inside.add(id(q))
-                todo.append(q)
-    placed, out, walk = set(), [], [(root, reversed(root._prev))]
-    placed.add(id(root))
-    while walk:
-        node, rest = walk[-1]
-        nxt = next((q for q in rest if id(q) not in placed), None)
-        if nxt is None:
-            walk.pop()
-            out.append(node)
-        else:
-            placed.add(id(nxt))
-            walk.append((nxt, reversed(nxt._prev)))
-    assert len(out) == len(inside)
-    return out
-
-
-def _right_lazy_marks(root):
-    done, out, todo = set(), [], [root]
-    while todo:
-        node = todo.pop()
-        if id(node) in done:
-            continue
-        waiting = [q for q in node._prev if id(q) not in done]
-        if waiting:
-            todo.append(node)
-            todo.extend(waiting)
-        else:
-            done.add(id(node))
-            out.append(node)
-    return out
-
-
-def _wrong_recursive(root):
-    out, met = [], set()
-
-    def go(node):
-        met.add(id(node))
-        for q in node._prev:
-            if id(q) not in met:
-                go(q)
-        out.append(node)
-
-    go(root)
-    return out
-
-
-def _wrong_no_seen_set(root):
-    result, pending = [], [(root, False)]
-    while pending:
-        node, expanded = pending.pop()
-        if expanded:
-            result.append(node)
-        else:
-            pending.append((node, True))
-            pending.extend((q, False) for q in node._prev)
-    return result
-
-
-def _wrong_root_first(root):
-    rest = [n for n in _right_kahn(root) if n is not root]
-    return [root] + rest
-
-
-def _wrong_repeated_parents(root):
-    # counts every use of a parent, but releases it once per distinct parent: `a + a` never frees a
-    users, todo = {}, [root]
-    seen = {id(root)}
-    while todo:
-        for q in todo.pop()._prev:
-            users[id(q)] = users.get(id(q), 0) + 1
-            if id(q) not in seen:
-                seen.add(id(q))
-                todo.append(q)
-    free, backwards = [root], []
-    while free:
-        node = free.pop()
-        backwards.append(node)
-        distinct = {id(q): q for q in node._prev}
-        for q in distinct.values():
-            users[id(q)] -= 1
-            if users[id(q)] == 0:
-                free.append(q)
-    return backwards[::-1]
-
-
-def _wrong_reversed(root):
-    return _right_flagged_stack(root)[::-1]
-
-
-def _wrong_drops_leaves(root):
-    return [n for n in _right_lazy_marks(root) if len(n._prev) > 0]
-
-
-def _wrong_levels(root):
-    level, out, met = [root], [], {id(root)}
-    while level:
-        out += level
-        nxt = []
-        for node in level:
-            for q in node._prev:
-                if id(q) not in met:
-                    met.add(id(q))
-                    nxt.append(q)
-        level = nxt
-    out.reverse()
-    return out
-
-
-def _wrong_preorder(root):
-    # appends a node as soon as it is popped, then reverses: right on trees, not on shared nodes
-    out, met, todo = [], {id(root)}, [root]
-    while todo:
-        node = todo.pop()
-        out.append(node)
-        for q in node._prev:
-            if id(q) not in met:
-                met.add(id(q))
-                todo.append(q)
-    return out[::-1]
-
-
 _C = bug_hunt_lab4.Candidate
+_O = bug_hunt_lab4.order_function
 _candidates = [
-    _C("explicit stack with an expanded flag", _right_flagged_stack, True),
-    _C("Kahn's algorithm on the reachable nodes", _right_kahn, True),
-    _C("two passes, iterators over reversed parents", _right_two_pass, True),
-    _C("stack with lazy marks", _right_lazy_marks, True),
-    _C("recursive depth-first search", _wrong_recursive, False, "recursion"),
-    _C("no seen set: a diamond's node twice", _wrong_no_seen_set, False, "visited_twice"),
-    _C("root first", _wrong_root_first, False, "order"),
-    _C("repeated parents never released", _wrong_repeated_parents, False, "missing_nodes"),
-    _C("reversed order", _wrong_reversed, False, "order"),
-    _C("leaves dropped", _wrong_drops_leaves, False, "missing_nodes"),
-    _C("levels from the root, reversed", _wrong_levels, False, "order"),
-    _C("pre-order, reversed", _wrong_preorder, False, "order"),
+    _C("explicit stack with an expanded flag", _O("flagged stack"), True),
+    _C("Kahn's algorithm on the reachable nodes", _O("kahn"), True),
+    _C("two passes, iterators over reversed parents", _O("two passes"), True),
+    _C("stack with lazy marks", _O("lazy marks"), True),
+    _C("recursive depth-first search", _O("recursive, marked"), False, "recursion"),
+    _C("no seen set: a diamond's node twice", _O("flagged stack, unmarked"), False, "visited_twice"),
+    _C("root first", _O("kahn, root first"), False, "order"),
+    _C("repeated parents never released", _O("kahn, distinct release"), False, "missing_nodes"),
+    _C("reversed order", _O("flagged stack, reversed"), False, "order"),
+    _C("leaves dropped", _O("lazy marks, computed nodes only"), False, "missing_nodes"),
+    _C("levels from the root, reversed", _O("levels, reversed"), False, "order"),
+    _C("pre-order, reversed", _O("pre-order, reversed"), False, "order"),
 ]
 with graphs.paused_gc():
     _points = bug_hunt_lab4.score(check_topological_order, _candidates, 4, seconds=5.0, total=45.0)
