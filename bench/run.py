@@ -121,6 +121,18 @@ def bench_grading(n: int) -> None:
                 times.append((time.perf_counter() - start) / count)
             per_jobs[jobs] = statistics.median(times)
             record("grading", f"backproplab-grade --jobs {jobs} ({count} notebooks)", times, "s/notebook")
+        # the cost of the trust boundary: the same run with the grade cells executed in the student's
+        # kernel (grader version 2's way, BACKPROPLAB_JUDGE=0; kept for this measurement only)
+        times = []
+        for i in range(n):
+            out = Path(tmp) / f"inkernel-{i}"
+            start = time.perf_counter()
+            subprocess.run([str(exe), str(subs), "--out", str(out), "--jobs", "2"], check=True,
+                           capture_output=True, env={**_tool_env(), "BACKPROPLAB_JUDGE": "0"})
+            times.append((time.perf_counter() - start) / count)
+        record("grading", "grade cells in the student's kernel, --jobs 2 (before the judge)", times, "s/notebook")
+        record("grading", "cost of the judge: judged / in-kernel, --jobs 2", [per_jobs[2] / statistics.median(times)],
+               "x")
         times = []
         for i in range(n):
             times.append(_plain_nbgrader(subs, Path(tmp) / f"plain-{i}") / count)

@@ -251,7 +251,9 @@ def backward(params, outputs, Y):
 }
 # correct answers reached by means a rule of the lab forbids: advice in the report, never a score
 # (unless the instructor grades with --policy zero)
-RULE_BREAKERS = ("autograd_inside_backward", "reference_helper", "torch_grad_captured")
+RULE_BREAKERS = ("autograd_inside_backward", "torch_grad_captured")
+# the course's reference helpers are masked in the grading kernel (workerlib.py): calling one fails
+MASKED = ("reference_helper",)
 # attacks that run inside the student's own code: a wrong answer whatever they print or raise
 LEAKERS = ("history_print", "exception_stack", "read_hidden_tests", "frame_peek")
 # an attack in a cell that is not an exercise (added by the student, or a lesson cell rewritten):
@@ -415,6 +417,10 @@ def test_hostile_student_scores_exactly_like_the_honest_wrong_answer(lab3, attac
     got = cells[attack]
     if attack in RULE_BREAKERS:  # right gradients by a forbidden means: advice, scored like the reference
         assert _scores(got) == _scores(cells["reference"]), attack
+        return
+    if attack in MASKED:
+        assert _scores(got) == _scores(cells["unanswered"]), attack
+        assert "reference helper of the course" in got["test_backward_batch"]["message"]
         return
     honest = cells["honest_wrong"]
     if attack in ("eq_object", *LEAKERS):  # worse wrong answers: their own train_mlp cannot train

@@ -159,6 +159,10 @@ def bwrap_argv(*, uid: int | None, connection_fd: int, notebook: tuple[int, str]
     # bound on top of them, not hidden by them
     for p in kernel_binds():
         args += parents(p) + ["--ro-bind", p, p]
+    # the library without its reference helpers (workerlib.py), over lib/backproplab
+    from . import workerlib
+
+    args += ["--ro-bind", str(workerlib.view()), str(workerlib.source_dir())]
     args += parents(ipc_dir) + ["--bind", ipc_dir, ipc_dir]
     args += parents(CONNECTION) + ["--perms", "0444", "--ro-bind-data", str(connection_fd), CONNECTION]
     if notebook is not None:

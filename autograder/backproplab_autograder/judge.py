@@ -326,11 +326,13 @@ class Judge:
         self.requests += 1
         try:
             answer_text = self.channel(text, self._on_callback, timeout)
-        except TimeoutError:
+        except TimeoutError as exc:
+            detail = str(exc)
+            more = detail.split(";", 1)[1].strip() if ";" in detail else ""
             if label is None:
                 raise WorkerFault("timeout", f"the grade cell ran longer than {self.cell_timeout:g} s and was "
-                                  "stopped (timeout)") from None
-            raise TimeoutError(label) from None
+                                  f"stopped{'; ' + more if more else ''} (timeout)") from None
+            raise TimeoutError(label + (f"; {more}" if more else "")) from None
         try:
             answer = remote.loads(answer_text)
             if type(answer) is not dict:
