@@ -228,3 +228,21 @@ def test_guard_runs_after_the_students_function_returns():
             checks.call(sneaky)
     finally:
         mode.__exit__(None, None, None)
+
+
+def test_every_diagnosis_tag_written_in_the_course_is_in_the_one_vocabulary():
+    """The class report counts tags and the feedback explains them: a tag outside DIAGNOSES would be a
+    word no student is told the meaning of. Dynamic tags are checked at run time by tests/helpers/gradecells."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sources = [*sorted((root / "lib" / "backproplab").rglob("*.py")), *sorted((root / "solutions").rglob("*.py"))]
+    unknown = []
+    for path in sources:
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            for tag in re.findall(r"\(diagnosis: ([a-z0-9_]+)\)", line):
+                if tag not in checks.DIAGNOSES:
+                    unknown.append(f"{path.relative_to(root)}:{number}: {tag}")
+    assert len(sources) > 20
+    assert unknown == [], "\n".join(unknown)

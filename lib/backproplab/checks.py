@@ -160,6 +160,17 @@ DIAGNOSES = {
     "prediction": "the prediction differs from what the experiment shows",
     "missed_bug": "the check accepted a wrong implementation",
     "rejected_right": "the check rejected a right implementation",
+    # --- tags the labs used before the vocabulary was enforced (tests/test_checks.py) ---
+    "not_a_function": "this must be a torch.autograd.Function subclass, called through .apply",
+    "no_graph": "the output is not connected to the custom Function: return forward's result and call .apply",
+    "missing_gradient": "backward returned None for an input that needs a gradient",
+    "output_not_saved": "save the output in forward (ctx.save_for_backward) instead of recomputing it in backward",
+    "not_a_value": "the operation must return a Value",
+    "not_a_dual": "the operation must return a Dual",
+    "not_a_list": "the result must be a list",
+    "extra_nodes": "the order holds nodes that are not in the graph",
+    "passes": "forward mode needs one pass per input: check the number of passes",
+    "batches": "the gradient must be accumulated over every mini-batch",
 }
 
 

@@ -67,6 +67,12 @@ def run_grade_cell(aid: str, grade_id: str, replace: dict[str, str] | None = Non
     if unknown:
         raise KeyError(f"no solution cells {sorted(unknown)} in {aid}; known: {sorted(solutions)}")
     outcome = _run(aid, grade_id, replace, public_only, setup, solutions, grades)
+    from backproplab.checks import DIAGNOSES
+
+    unknown = [t for t in _tags(outcome.message) if t not in DIAGNOSES]
+    if unknown:
+        raise AssertionError(f"{aid}:{grade_id}: diagnosis tags {unknown} are not in backproplab.checks.DIAGNOSES "
+                             "(one vocabulary: add the tag with the sentence a student reads)")
     if os.environ.get("BACKPROPLAB_JUDGE_TOO", "1") != "0":
         judged = _run_judged(aid, grade_id, replace, public_only, setup, solutions, grades)
         same_tags = _tags(judged.message) == _tags(outcome.message)
