@@ -86,7 +86,7 @@ def run_grade_cell(aid: str, grade_id: str, replace: dict[str, str] | None = Non
 
 
 def _tags(message: str) -> list[str]:
-    return re.findall(r"\(diagnosis: ([a-z_]+)\)", message)
+    return re.findall(r"\(diagnosis: ([a-z0-9_]+)\)", message)
 
 
 def _run_judged(aid, grade_id, replace, public_only, setup, solutions, grades) -> Outcome:
@@ -128,7 +128,7 @@ def _log(aid: str, grade_id: str, replace: dict[str, str], public_only: bool, ou
     path = os.environ.get("BACKPROPLAB_GRADECELL_LOG")
     if not path:
         return
-    tags = re.findall(r"\(diagnosis: ([a-z_]+)\)", outcome.message)
+    tags = re.findall(r"\(diagnosis: ([a-z0-9_]+)\)", outcome.message)
     first = "; ".join(_distinguishing_line(src, solutions.get(sid, "")) for sid, src in sorted(replace.items()))
     record = {"aid": aid, "grade_id": grade_id, "replaced": sorted(replace), "variant": first[:100],
               "digest": hashlib.sha1("\0".join(replace.values()).encode()).hexdigest()[:10],
