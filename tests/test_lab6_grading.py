@@ -219,7 +219,11 @@ def test_other_xavier_inits_pass(source):
     ("def xavier_init(fan_in, fan_out, generator=None):\n"
      "    a = math.sqrt(6 / (fan_in + fan_out))\n"
      "    return (torch.rand(fan_out, fan_in) * 2 - 1) * a", "ignores_generator"),
-], ids=["normal", "wrong_bound", "transposed", "no_generator"])
+    ("def xavier_init(fan_in, fan_out, generator=None):\n"
+     "    torch.manual_seed(0)\n"
+     "    a = math.sqrt(6 / (fan_in + fan_out))\n"
+     "    return (torch.rand(fan_out, fan_in) * 2 - 1) * a", "ignores_generator"),
+], ids=["normal", "wrong_bound", "transposed", "no_generator", "seeds_the_global_generator"])
 def test_xavier_mistakes_fail(source, tag):
     assert_fails_with("xavier_init", source, tag)
 
@@ -574,6 +578,23 @@ def test_other_training_loops_pass(source):
     assert_all_pass("train_capstone", source)
 
 
+def test_a_decorated_training_loop_is_graded_with_the_reference_pieces_too():
+    """The stand-ins go where the student's code looks its names up, also behind a decorator."""
+    decorated = ("import functools\n\n\ndef _logged(fn):\n    @functools.wraps(fn)\n    def wrapper(*args, **kwargs):\n"
+                 "        return fn(*args, **kwargs)\n    return wrapper\n\n" + TRAIN_BACKWARD_ARGSORT.replace(
+                     "\ndef train_capstone", "\n@_logged\ndef train_capstone"))
+    broken_adam = "def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):\n    return w + 1.0, {}"
+    for g in ("test_train_capstone", "test_train_capstone_adam", "test_train_capstone_generator"):
+        outcome = run_grade_cell(AID, g, {"train_capstone": decorated, "adam_step": broken_adam})
+        assert outcome.passed, (g, outcome.message)
+
+
+def test_the_test_data_given_to_the_student_are_copies():
+    """A function that scales x in place spoils only its own copy: the reference is computed on the test's data."""
+    wrong = "def initial_loss_check(model, x, y):\n    x.mul_(0)\n    return float(F.cross_entropy(model(x), y))"
+    assert_fails_with("initial_loss_check", wrong, "values", "test_initial_loss_check")
+
+
 @pytest.mark.parametrize("old, new, tag, grade_id", [
     ("torch.rand(len(x), generator=generator).argsort()", "torch.rand(len(x)).argsort()", "ignores_generator",
      "test_train_capstone_generator"),
@@ -695,6 +716,37 @@ def test_recording_loss_has_cross_entropy_gradients_and_records_trained_losses_o
     loss = cls.apply(z, t)
     loss.backward()
     assert record.values[-1] == pytest.approx(torch.nn.functional.cross_entropy(z, t).item())
+
+
+def test_stand_ins_go_into_the_namespace_the_students_code_reads():
+    from backproplab import capstone_checks
+
+    ns: dict = {"__name__": "__main__"}
+    exec("import functools, torch\nfrom torch import nn\n"
+         "def deco(f):\n    @functools.wraps(f)\n    def w(*a, **k):\n        return f(*a, **k)\n    return w\n"
+         "@deco\ndef fit(model, x):\n    return adam_step\n"
+         "class Net(nn.Module):\n    act = torch.tanh\n    def forward(self, x):\n        return x\n", ns)
+    assert capstone_checks._namespace_of(ns["fit"]) is ns and capstone_checks._namespace_of(ns["Net"]) is ns
+    with capstone_checks._swapped(ns["fit"], {"adam_step": "stand-in"}):
+        assert ns["fit"](None, None) == "stand-in"
+    assert "adam_step" not in ns
+
+
+def test_the_global_generator_watch_sees_seeding_and_leaves_an_untouched_state_alone():
+    from backproplab import capstone_checks
+
+    torch.manual_seed(0)
+    torch.rand(3)
+    before = torch.get_rng_state()
+    assert capstone_checks.call_watching_rng(lambda: torch.ones(2), name="f")[1] is False
+    assert torch.equal(torch.get_rng_state(), before)
+
+    def seeded():
+        torch.manual_seed(0)
+        return torch.rand(3)
+
+    assert capstone_checks.call_watching_rng(seeded, name="f")[1] is True  # leaves the state it found behind
+    assert capstone_checks.call_watching_rng(seeded, name="f")[1] is True
 
 
 def test_params_by_shape_finds_layers_in_any_order_and_names_a_wrong_set():

@@ -240,16 +240,17 @@ def xavier_init(fan_in, fan_out, generator=None):
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_xavier_init", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # test_xavier_init: shape (fan_out, fan_in), float32, inside [-a, a], uniform (mean 0, variance a^2 / 3), reproducible from the generator only
-t_rng = torch.get_rng_state()
-t_w = checks.call(xavier_init, 30, 20, generator=torch.Generator().manual_seed(0), name="xavier_init(30, 20, generator)")
+t_w, t_global_used = capstone_checks.call_watching_rng(xavier_init, 30, 20, generator=torch.Generator().manual_seed(0),
+                                                       name="xavier_init(30, 20, generator)")
 if not isinstance(t_w, torch.Tensor) or tuple(t_w.shape) != (20, 30):
     t_shape = tuple(t_w.shape) if isinstance(t_w, torch.Tensor) else type(t_w).__name__
     raise AssertionError(f"xavier_init(30, 20) returned {t_shape}, expected a tensor of shape (fan_out, fan_in) = (20, 30) "
                          f"(diagnosis: {'transposed_shape' if t_shape == (30, 20) else 'wrong_shape'})")
 if t_w.dtype != torch.float32:
     raise AssertionError(f"xavier_init returned dtype {t_w.dtype}, expected torch.float32 (diagnosis: wrong_dtype)")
-t_again = checks.call(xavier_init, 30, 20, generator=torch.Generator().manual_seed(0), name="xavier_init(30, 20, generator)")
-if not torch.equal(t_w, t_again) or not torch.equal(torch.get_rng_state(), t_rng):
+t_again, t_again_used = capstone_checks.call_watching_rng(xavier_init, 30, 20, generator=torch.Generator().manual_seed(0),
+                                                          name="xavier_init(30, 20, generator)")
+if not torch.equal(t_w, t_again) or t_global_used or t_again_used:
     raise AssertionError("xavier_init gave different weights for two generators with the same seed, or drew from torch's "
                          "global generator: pass generator=generator to the random function (diagnosis: ignores_generator)")
 t_a = math.sqrt(6 / 50)
@@ -366,15 +367,15 @@ class Capstone(nn.Module):
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Capstone_init", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # test_Capstone_init: one weight (out, in) and one bias (out,) per layer (found by shape), weights from xavier_init with the generator, biases 0
-# (graded with a stand-in xavier_init that records its calls, so this cell depends only on Capstone)
+# (graded with a stand-in xavier_init that records its calls, so this cell depends only on Capstone; the network is built where
+# your code runs and the test reads its parameters)
 def t_check_init(sizes):
-    t_init, t_record = capstone_checks.recording_init()
-    with function_checks.substituted(globals(), xavier_init=t_init):
-        t_gen = torch.Generator().manual_seed(3)
-        t_model = checks.call(Capstone, sizes, generator=t_gen, name=f"Capstone({sizes}, generator=...)")
-    if not isinstance(t_model, nn.Module):
-        raise AssertionError(f"Capstone({sizes}) is a {type(t_model).__name__}, not an nn.Module (diagnosis: wrong_return)")
-    t_Ws, t_bs = capstone_checks.params_by_shape(t_model, sizes, name=f"Capstone({sizes})")
+    t_gen = torch.Generator().manual_seed(3)
+    t_built = capstone_checks.build_capstone(Capstone, sizes, t_gen, name=f"Capstone({sizes}, generator=...)")
+    if not t_built["is_module"]:
+        raise AssertionError(f"Capstone({sizes}) is a {t_built['type']}, not an nn.Module (diagnosis: wrong_return)")
+    t_record = capstone_checks.InitRecord(t_built["calls"])  # (fan_in, fan_out, Capstone's generator?, weights) per call
+    t_Ws, t_bs = capstone_checks.params_by_shape(t_built["parameters"], sizes, name=f"Capstone({sizes})")
     for t_W in t_Ws:
         t_n_out, t_n_in = t_W.shape
         if t_W.dtype != torch.float32:
@@ -386,7 +387,7 @@ def t_check_init(sizes):
         if t_src is None:
             raise AssertionError(f"the weight of shape {tuple(t_W.shape)} is not a tensor returned by xavier_init: create each "
                                  f"weight with xavier_init({t_n_in}, {t_n_out}, generator=generator) (diagnosis: not_xavier)")
-        if t_src[2] is not t_gen:
+        if not t_src[2]:
             raise AssertionError(f"xavier_init was called for the weight of shape {tuple(t_W.shape)} without Capstone's "
                                  "generator: pass generator=generator on (diagnosis: ignores_generator)")
     for t_b in t_bs:
@@ -404,35 +405,30 @@ t_check_init([6, 2])
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_Capstone_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # test_Capstone_forward: logits equal the built-in chain F.linear, tanh, ..., F.linear on the model's own parameters, gradients equal
 # autograd's, and the graph holds only LinearFunction and Tanh nodes
-# (graded with reference LinearFunction, Tanh and xavier_init swapped in, so this cell depends only on Capstone)
+# (graded with reference LinearFunction, Tanh and xavier_init swapped in, so this cell depends only on Capstone; the network is built,
+# run and differentiated where your code runs, the test compares the logits and gradients with its own float64 computation)
 def t_check_forward(sizes, batch, dtype):
-    t_refs = {"LinearFunction": function_checks.autograd_function("LinearFunction", F.linear),
-              "Tanh": function_checks.autograd_function("Tanh", torch.tanh),
-              "xavier_init": capstone_checks.recording_init()[0]}
-    with function_checks.substituted(globals(), **t_refs):
-        t_model = checks.call(Capstone, sizes, name=f"Capstone({sizes})").to(dtype)
-        t_Ws, t_bs = capstone_checks.params_by_shape(t_model, sizes, name=f"Capstone({sizes})")
-        with torch.no_grad():
-            for t_b in t_bs:
-                t_b.copy_(torch.randn(t_b.shape, dtype=dtype) * 0.5)  # non-zero biases, so that a lost bias shows
-        t_x = torch.randn(batch, sizes[0], dtype=dtype)
-        t_out = checks.call(t_model, t_x, name=f"Capstone({sizes}).forward")
-        t_ref_params = [p.detach().double().requires_grad_() for p in t_Ws + t_bs]
-        t_ref = capstone_checks.chain_logits(t_ref_params[:len(t_Ws)], t_ref_params[len(t_Ws):], t_x.double())
-        checks.assert_close(t_out, t_ref, name=f"Capstone({sizes}) logits for a batch of {batch} ({dtype})", dtype=dtype, batch_size=batch)
-        t_nodes = function_checks.graph_node_names(t_out)
-        t_other = sorted(k for k in t_nodes if k not in ("LinearFunctionBackward", "TanhBackward", "AccumulateGrad"))
-        if t_other or t_nodes["LinearFunctionBackward"] != len(t_Ws) or t_nodes["TanhBackward"] != len(t_Ws) - 1:
-            raise AssertionError(
-                f"the graph of Capstone({sizes})(x) holds {dict(t_nodes)}: expected {len(t_Ws)} LinearFunction nodes and "
-                f"{len(t_Ws) - 1} Tanh nodes, built with LinearFunction.apply and Tanh.apply only (diagnosis: builtin_used)")
-        t_v = torch.randn(t_ref.shape, dtype=torch.float64)
-        t_got = checks.call(torch.autograd.grad, (t_out * t_v.to(dtype)).sum(), t_Ws + t_bs, allow_unused=True,
-                            name=f"backward through Capstone({sizes})")
-        t_want = torch.autograd.grad((t_ref * t_v).sum(), t_ref_params)
-        t_names = [f"weight {tuple(p.shape)}" for p in t_Ws] + [f"bias {tuple(p.shape)}" for p in t_bs]
-        checks.assert_grads_close(dict(zip(t_names, t_got)), dict(zip(t_names, t_want)), name=f"Capstone({sizes}) gradients",
-                                  dtype=dtype, batch_size=batch)
+    t_label = f"Capstone({sizes})"
+    t_biases = [torch.randn(t_shape, dtype=dtype) * 0.5 for t_shape in capstone_checks.layer_shapes(sizes)[1]]  # non-zero, so that a lost bias shows
+    t_x = torch.randn(batch, sizes[0], dtype=dtype)
+    t_v = torch.randn(batch, sizes[-1], dtype=torch.float64)
+    t_seen = capstone_checks.capstone_forward(Capstone, sizes, t_biases, t_x.clone(), t_v.clone(), name=t_label, dtype=dtype)
+    t_Ws, t_bs = t_seen["weights"], t_seen["biases"]
+    t_ref_params = [p.detach().double().requires_grad_() for p in t_Ws + t_bs]
+    t_ref = capstone_checks.chain_logits(t_ref_params[:len(t_Ws)], t_ref_params[len(t_Ws):], t_x.double())
+    checks.assert_close(t_seen["logits"], t_ref, name=f"{t_label} logits for a batch of {batch} ({dtype})", dtype=dtype, batch_size=batch)
+    t_nodes = t_seen["nodes"]
+    t_other = sorted(k for k in t_nodes if k not in ("LinearFunctionBackward", "TanhBackward", "AccumulateGrad"))
+    if t_other or t_nodes.get("LinearFunctionBackward", 0) != len(t_Ws) or t_nodes.get("TanhBackward", 0) != len(t_Ws) - 1:
+        raise AssertionError(
+            f"the graph of {t_label}(x) holds {dict(t_nodes)}: expected {len(t_Ws)} LinearFunction nodes and "
+            f"{len(t_Ws) - 1} Tanh nodes, built with LinearFunction.apply and Tanh.apply only (diagnosis: builtin_used)")
+    if t_seen["backward_error"] is not None:
+        raise AssertionError(t_seen["backward_error"])
+    t_want = torch.autograd.grad((t_ref * t_v).sum(), t_ref_params)
+    t_names = [f"weight {tuple(p.shape)}" for p in t_Ws] + [f"bias {tuple(p.shape)}" for p in t_bs]
+    checks.assert_grads_close(dict(zip(t_names, t_seen["grads"])), dict(zip(t_names, t_want)), name=f"{t_label} gradients",
+                              dtype=dtype, batch_size=batch)
 
 
 t_check_forward([5, 7, 3], 6, torch.float32)
@@ -465,19 +461,18 @@ def initial_loss_check(model, x, y):
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_initial_loss_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # test_initial_loss_check: a Python float equal to the cross-entropy the test computes from the model's logits; the model is not trained
-# (the model is built by the test from torch.nn, and a reference SoftmaxCrossEntropy is swapped in)
+# (the model is the test's, from torch.nn, a copy of it given to your function; a reference SoftmaxCrossEntropy is swapped in)
 def t_check_initial(sizes, batch, seed):
     t_model = capstone_checks.builtin_mlp(sizes, seed=seed)
     t_x, t_y = capstone_checks.class_blobs(batch, sizes[0], sizes[-1], seed=seed + 1)
-    t_before = [p.detach().clone() for p in t_model.parameters()]
-    t_refs = {"SoftmaxCrossEntropy": function_checks.autograd_function("SoftmaxCrossEntropy", F.cross_entropy)}
-    with function_checks.substituted(globals(), **t_refs):
-        t_got = checks.call(initial_loss_check, t_model, t_x, t_y, name="initial_loss_check")
+    t_run = capstone_checks.run_with_model(initial_loss_check, t_model, sizes, t_x.clone(), t_y.clone(),
+                                           swap=["SoftmaxCrossEntropy"], name="initial_loss_check")
+    t_got = t_run.result
     with torch.no_grad():
         t_logits = t_model(t_x).double()
     t_want = F.cross_entropy(t_logits, t_y).item()
     t_twice = F.cross_entropy(torch.softmax(t_logits, dim=1), t_y).item()
-    if any(not torch.equal(a, b.detach()) for a, b in zip(t_before, t_model.parameters())):
+    if any(not torch.equal(a, b.detach()) for a, b in zip(t_run.parameters, t_model.parameters())):
         raise AssertionError("initial_loss_check changed the model's parameters: it only measures the loss (diagnosis: values)")
     if isinstance(t_got, float) and abs(t_got - t_twice) < 1e-5 * abs(t_twice) and abs(t_got - t_want) > 1e-4:
         raise AssertionError(
@@ -553,18 +548,17 @@ def overfit_small(model, x, y, nb_steps, lr):
 
 # %% deletable=false editable=false nbgrader={"grade": true, "grade_id": "test_overfit_small", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # test_overfit_small: nb_steps Python floats equal to the losses torch.optim.Adam gives on the same full batch (before or after each update)
-# (the model is built by the test from torch.nn; reference adam_step and SoftmaxCrossEntropy are swapped in)
+# (the model is the test's, from torch.nn, a copy of it given to your function; reference adam_step and SoftmaxCrossEntropy are swapped in)
 def t_check_overfit(sizes, batch, nb_steps, lr, seed):
     t_model = capstone_checks.builtin_mlp(sizes, seed=seed)
     t_x, t_y = capstone_checks.class_blobs(batch, sizes[0], sizes[-1], seed=seed + 1)
     t_before, t_after = capstone_checks.torch_adam_losses(t_model, t_x, t_y, nb_steps, lr)
-    t_adam, t_record = capstone_checks.recording_adam()
-    t_loss_fn, t_losses = capstone_checks.recording_loss()
-    with function_checks.substituted(globals(), adam_step=t_adam, SoftmaxCrossEntropy=t_loss_fn):
-        t_got = checks.call(overfit_small, t_model, t_x, t_y, nb_steps, lr, name="overfit_small")
+    t_run = capstone_checks.run_with_model(overfit_small, t_model, sizes, t_x.clone(), t_y.clone(), nb_steps, lr,
+                                           swap=["adam_step", "SoftmaxCrossEntropy"], name="overfit_small")
+    t_got, t_record = t_run.result, t_run.adam
     if not isinstance(t_got, list) or len(t_got) != nb_steps:
         raise AssertionError(f"overfit_small(..., nb_steps={nb_steps}, ...) must return a list of {nb_steps} losses, got "
-                             f"{type(t_got).__name__} of length {len(t_got) if hasattr(t_got, '__len__') else '?'} (diagnosis: step_count)")
+                             f"{type(t_got).__name__} of length {t_run.length if t_run.length is not None else '?'} (diagnosis: step_count)")
     if not all(type(v) is float for v in t_got):
         raise AssertionError(f"overfit_small must return Python floats (loss.item()), got {type(t_got[0]).__name__} (diagnosis: wrong_dtype)")
     t_nb_params = len(list(t_model.parameters()))
@@ -680,7 +674,7 @@ def t_check_evaluate(sizes, batch, seed):
     t_x, t_y = capstone_checks.class_blobs(batch, sizes[0], sizes[-1], seed=seed + 1, spread=1.5)
     with torch.no_grad():
         t_want = (t_model(t_x).argmax(1) == t_y).double().mean().item()
-    t_got = checks.call(evaluate, t_model, t_x, t_y, name="evaluate")
+    t_got = capstone_checks.run_with_model(evaluate, t_model, sizes, t_x.clone(), t_y.clone(), name="evaluate").result
     if isinstance(t_got, (int, float)) and not isinstance(t_got, bool) and t_want > 0 and abs(t_got - 100 * t_want) < 1e-3:
         raise AssertionError(f"evaluate returned {t_got}, a percentage; return the fraction {t_want} (diagnosis: percentage)")
     if isinstance(t_got, (int, float)) and not isinstance(t_got, bool) and t_want > 0 and batch > 1 and abs(t_got - batch * t_want) < 1e-3:
@@ -737,15 +731,14 @@ def train_capstone(model, x, y, nb_epochs, batch_size, lr, generator=None):
 def t_check_train(sizes, n, nb_epochs, batch_size, lr, seed):
     t_model = capstone_checks.builtin_mlp(sizes, seed=seed)
     t_x, t_y = capstone_checks.class_blobs(n, sizes[0], sizes[-1], seed=seed + 1)
-    t_adam, t_record = capstone_checks.recording_adam()
-    t_loss_fn, t_losses = capstone_checks.recording_loss()
-    with function_checks.substituted(globals(), adam_step=t_adam, SoftmaxCrossEntropy=t_loss_fn):
-        t_got = checks.call(train_capstone, t_model, t_x, t_y, nb_epochs, batch_size, lr,
-                            generator=torch.Generator().manual_seed(seed), name="train_capstone")
+    t_run = capstone_checks.run_with_model(train_capstone, t_model, sizes, t_x.clone(), t_y.clone(), nb_epochs, batch_size, lr,
+                                           generator=torch.Generator().manual_seed(seed), swap=["adam_step", "SoftmaxCrossEntropy"],
+                                           name="train_capstone")
+    t_got, t_record, t_losses = t_run.result, t_run.adam, t_run.loss
     t_label = f"train_capstone(N={n}, nb_epochs={nb_epochs}, batch_size={batch_size})"
     if not isinstance(t_got, list) or len(t_got) != nb_epochs:
         raise AssertionError(f"{t_label} must return a list of {nb_epochs} per-epoch losses, got {type(t_got).__name__} of "
-                             f"length {len(t_got) if hasattr(t_got, '__len__') else '?'} (diagnosis: step_count)")
+                             f"length {t_run.length if t_run.length is not None else '?'} (diagnosis: step_count)")
     if not all(type(v) is float for v in t_got):
         raise AssertionError(f"train_capstone must return Python floats (loss.item()), got {type(t_got[0]).__name__} (diagnosis: wrong_dtype)")
     if not t_record.steps:
@@ -792,11 +785,10 @@ def t_check_adam_run(sizes, n, nb_epochs, lr, seed):
     t_model = capstone_checks.builtin_mlp(sizes, seed=seed)
     t_x, t_y = capstone_checks.class_blobs(n, sizes[0], sizes[-1], seed=seed + 1)
     t_want, _ = capstone_checks.torch_adam_losses(t_model, t_x, t_y, nb_epochs, lr)
-    t_adam, t_record = capstone_checks.recording_adam()
-    t_loss_fn, _ = capstone_checks.recording_loss()
-    with function_checks.substituted(globals(), adam_step=t_adam, SoftmaxCrossEntropy=t_loss_fn):
-        t_got = checks.call(train_capstone, t_model, t_x, t_y, nb_epochs, n, lr,
-                            generator=torch.Generator().manual_seed(seed), name="train_capstone")
+    t_run = capstone_checks.run_with_model(train_capstone, t_model, sizes, t_x.clone(), t_y.clone(), nb_epochs, n, lr,
+                                           generator=torch.Generator().manual_seed(seed), swap=["adam_step", "SoftmaxCrossEntropy"],
+                                           name="train_capstone")
+    t_got, t_record = t_run.result, t_run.adam
     if not t_record.steps:
         raise AssertionError("train_capstone never called adam_step (diagnosis: adam_unused)")
     t_nb_params = len(list(t_model.parameters()))
@@ -823,12 +815,12 @@ t_check_adam_run([5, 8, 7, 4], 16, 5, 0.02, 12)
 def t_run_with(seed):
     t_model = capstone_checks.builtin_mlp([6, 10, 3], seed=21)
     t_x, t_y = capstone_checks.class_blobs(40, 6, 3, seed=22)
-    t_refs = {"adam_step": capstone_checks.recording_adam()[0], "SoftmaxCrossEntropy": capstone_checks.recording_loss()[0]}
     t_gen = torch.Generator().manual_seed(seed)
-    t_gen_before, t_rng = t_gen.get_state(), torch.get_rng_state()
-    with function_checks.substituted(globals(), **t_refs):
-        t_got = checks.call(train_capstone, t_model, t_x, t_y, 3, 10, 0.02, generator=t_gen, name="train_capstone")
-    if not torch.equal(t_rng, torch.get_rng_state()):
+    t_gen_before = t_gen.get_state()
+    t_run = capstone_checks.run_with_model(train_capstone, t_model, [6, 10, 3], t_x, t_y, 3, 10, 0.02, generator=t_gen,
+                                           swap=["adam_step", "SoftmaxCrossEntropy"], name="train_capstone")
+    t_got = t_run.result
+    if t_run.global_rng_used:
         raise AssertionError("train_capstone drew from torch's global random generator although a generator was given: pass "
                              "generator=generator to torch.randperm (or whatever draws the order) (diagnosis: ignores_generator)")
     return t_got, not torch.equal(t_gen_before, t_gen.get_state())
