@@ -47,6 +47,7 @@ from .cgroups import ENV_VAR as CGROUP_VAR
 from .cgroups import JobCgroup
 from .launcher import DIR_VAR, ISOLATION, NETNS_VAR, NOTEBOOK_VAR, RUN_DIR, UID_VAR
 from .limits import MIB, Limits
+from .records import Reason
 
 RECORDS_VAR = "BACKPROPLAB_RECORDS_DIR"
 SUBMITTED_VAR = "BACKPROPLAB_SUBMITTED_DIR"
@@ -318,6 +319,7 @@ class SandboxedExecute(Execute):
         }
 
     def _record(self, index: int, cell: NotebookNode, reason: str, message: str) -> None:
+        reason = str(Reason(reason))  # one vocabulary (records.py): an unknown reason is a grader bug
         meta = cell.metadata.get("nbgrader", {})
         self.records.append({
             "index": index,

@@ -12,14 +12,10 @@ from pathlib import Path
 import nbformat
 
 from . import neutralise
+from .records import FAULTS, MANUAL, CellRecord, Reason  # noqa: F401 - re-exported: one vocabulary (records.py)
 
-REASONS = ("passed", "wrong_answer", "timeout", "crash", "out_of_memory", "output_cap",
-           "missing_cell", "restored_cell", "ungradable", "policy", "grader_error",
-           "needs_manual_grade", "manually_graded", "partial")
-# written answers and tasks: scored by a person in nbgrader's formgrader, never by the grader
-MANUAL = {"needs_manual_grade", "manually_graded"}
-FAULTS = {"timeout", "crash", "out_of_memory", "output_cap", "policy"}
-DIAGNOSIS = re.compile(r"\(diagnosis: ([a-z_]+)\)")
+REASONS = tuple(r.value for r in Reason)
+DIAGNOSIS = re.compile(r"\(diagnosis: ([a-z0-9_]+)\)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 SUMMARY_COLUMNS = ["student_id", "assignment", "score", "max_score"]
@@ -97,7 +93,9 @@ def cell_reasons(autograded: Path, records: dict | None, scores: dict[str, tuple
         rows.append({"notebook": autograded.stem, "grade_id": gid, "score": score if score is not None else 0.0,
                      "max_score": max_score, "reason": reason, "message": message,
                      "diagnoses": DIAGNOSIS.findall(detail) if reason == "wrong_answer" else []})
-    return rows
+    # typed and checked: every row's reason is in the one vocabulary (records.Reason)
+    return [{"notebook": r["notebook"], **CellRecord(r["grade_id"], r["score"], r["max_score"], r["reason"],
+                                                     r["message"], r["diagnoses"]).as_row()} for r in rows]
 
 
 _UNDEFINED = re.compile(r"name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
