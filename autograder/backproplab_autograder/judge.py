@@ -384,7 +384,7 @@ class Judge:
             self.in_callback = True
             try:
                 with torch.enable_grad() if order else contextlib.nullcontext():
-                    result = _derivative(fn, order)(*args, **kwargs)
+                    result = _derivative(fn, order)(*(_leaves(args) if order else args), **kwargs)
                 if isinstance(result, torch.Tensor):
                     result = result.detach()
             finally:
@@ -431,16 +431,16 @@ class Judge:
 def _derivative(fn: Callable, order: int) -> Callable:
     """``fn`` for order 0; for order n + 1, ``(args..., g) ->`` the vector-Jacobian product of the order-n
     function at ``args`` with ``g``, for every tensor argument, flattened and concatenated (what the
-    worker's backward through a test's function asks for)."""
+    worker's backward through a test's function asks for). The caller makes the tensor arguments leaves
+    that require grad; inner orders use them as they are, so that every order stays differentiable."""
     if order == 0:
         return fn
     inner = _derivative(fn, order - 1)
 
     def vjp(*args, **kwargs):
         *xs, g = args
-        leaves = [x.detach().requires_grad_(x.is_floating_point()) if isinstance(x, torch.Tensor) else x for x in xs]
-        tensors = [x for x in leaves if isinstance(x, torch.Tensor)]
-        out = inner(*leaves, **kwargs)
+        tensors = [x for x in xs if isinstance(x, torch.Tensor)]
+        out = inner(*xs, **kwargs)
         wrt = [t for t in tensors if t.requires_grad]
         grads = torch.autograd.grad(out, wrt, g, create_graph=True, allow_unused=True) if wrt else []
         by_id = {id(t): gr for t, gr in zip(wrt, grads, strict=True)}
@@ -449,6 +449,11 @@ def _derivative(fn: Callable, order: int) -> Callable:
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
     return vjp
+
+
+def _leaves(args: list) -> list:
+    return [x.detach().requires_grad_(True) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+            for x in args]
 
 
 # -- the grade cell's namespace ----------------------------------------------------------------------
