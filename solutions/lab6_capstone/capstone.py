@@ -531,7 +531,7 @@ with needs("Capstone", "xavier_init", "LinearFunction", "Tanh", "initial_loss_ch
 def overfit_small(model, x, y, nb_steps, lr):
     """nb_steps full-batch adam_step updates on the mean cross-entropy of (x, y); returns the losses."""
     ### BEGIN SOLUTION
-    params = list(model.parameters())
+    params = list(model.parameters())  # the tensors adam_step updates, in place
     states = [{} for _ in params]
     losses = []
     for _ in range(nb_steps):
@@ -704,7 +704,7 @@ t_check_evaluate([5, 7, 6, 3], 1, 8)
 def train_capstone(model, x, y, nb_epochs, batch_size, lr, generator=None):
     """Mini-batch adam_step training on SoftmaxCrossEntropy; returns the mean batch loss of each epoch."""
     ### BEGIN SOLUTION
-    params = list(model.parameters())
+    params = list(model.parameters())  # every weight and bias, updated in place
     states = [{} for _ in params]  # one Adam state per parameter, for the whole run
     nb_rows = x.shape[0]
     epoch_means = []
