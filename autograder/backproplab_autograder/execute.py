@@ -494,8 +494,11 @@ class SandboxedExecute(Execute):
         import zmq
 
         client = self._client()
-        expr = f"__import__('backproplab.remote', fromlist=['handle']).handle({text!r})"
-        msg_id = client.execute("", silent=True, store_history=False, user_expressions={"r": expr},
+        # the request runs as code (input(), hence callbacks, is forwarded to us only while code runs);
+        # silent and not stored: the kernel's history never holds it
+        code = f"__import__('backproplab.remote', fromlist=['serve']).serve({text!r})"
+        expr = "__import__('backproplab.remote', fromlist=['take']).take()"
+        msg_id = client.execute(code, silent=True, store_history=False, user_expressions={"r": expr},
                                 allow_stdin=True, stop_on_error=False)
         limit = timeout if timeout is not None else self.limits.cell_timeout
         limit = min(limit, max(0.0, self._deadline - monotonic()))

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from . import checks
+from . import checks, remote
 
 __all__ = [
     "CallBudgetExceeded",
@@ -68,6 +68,22 @@ def count_calls(
     recursion cannot hang the caller. The recursion limit is raised to ``recursion_limit`` for the
     run, so a correct memoised recursion a few hundred levels deep does not trip on it.
     """
+    if remote.judging():
+        # graded: the student's function runs in the kernel, so its calls are counted there (the judge's own
+        # calls, its requests included, are not the student's)
+        if fn is checks.call:
+            target, rest = args[0], args[1:]
+            out = checks.call(_count_in_worker, target, *rest, limit=limit, recursion_limit=recursion_limit,
+                              name=getattr(target, "__name__", None))
+        else:
+            out = _count_in_worker(fn, *args, limit=limit, recursion_limit=recursion_limit)
+        if out == "__call_budget_exceeded__":
+            raise CallBudgetExceeded(f"more than {limit} Python calls")
+        return out
+    return _count_here(fn, *args, limit=limit, recursion_limit=recursion_limit)
+
+
+def _count_here(fn: Callable, *args, limit: int | None = None, recursion_limit: int = 5000) -> tuple[Any, int]:
     count = 0
 
     def profiler(frame, event, arg):
@@ -87,6 +103,16 @@ def count_calls(
         sys.setprofile(old_profile)
         sys.setrecursionlimit(old_limit)
     return result, count
+
+
+@remote.worker_side
+def _count_in_worker(fn: Callable, *args, limit: int | None = None, recursion_limit: int = 5000):
+    """:func:`count_calls` in the student's kernel; the budget exceeded comes back as the judge's own
+    :class:`CallBudgetExceeded` (the worker answers a marker, not an exception of its own type)."""
+    try:
+        return _count_here(fn, *args, limit=limit, recursion_limit=recursion_limit)
+    except CallBudgetExceeded:
+        return "__call_budget_exceeded__"
 
 
 # --- the one-hidden-layer network: oracle, random cases, diagnosis ------------------------------

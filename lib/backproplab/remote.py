@@ -434,7 +434,7 @@ class _Callback:
         return decode(answer.get("ok"), self.worker.resolve)
 
     def __call__(self, *args, **kwargs):
-        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        if any(isinstance(a, torch.Tensor) for a in args):  # differentiable, and vmap-able (see _Differentiable)
             slots = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
             out = _Differentiable.apply(self, args, kwargs, slots, *[args[i] for i in slots])
             return out
@@ -442,17 +442,26 @@ class _Callback:
 
 
 class _Differentiable(torch.autograd.Function):
+    """A test's function, called by the student's code on tensors that require grad: the judge evaluates
+    it; backward asks the judge for the vector-Jacobian product (itself differentiable). Written in the
+    ``setup_context`` form with a ``vmap`` rule, so ``torch.func`` transforms (``grad``, ``vmap``) of the
+    student's code work through it too."""
+
     @staticmethod
-    def forward(ctx, cb, args, kwargs, slots, *tensors):
+    def forward(cb, args, kwargs, slots, *tensors):
         full = list(args)
         for i, t in zip(slots, tensors, strict=True):
             full[i] = t.detach()
         out = cb._send(tuple(full), kwargs)
         if not isinstance(out, torch.Tensor):
             raise TypeError("a test's function must return a tensor when it is differentiated")
+        return out.detach()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        cb, args, kwargs, slots, *tensors = inputs
         ctx.cb, ctx.args, ctx.kwargs, ctx.slots = cb, args, kwargs, slots
         ctx.save_for_backward(*tensors)
-        return out.detach()
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -474,6 +483,17 @@ class _Differentiable(torch.autograd.Function):
         pieces = torch.split(flat.reshape(-1)[: sum(sizes)], sizes)
         grads = [p.reshape(t.shape).to(t.dtype) for p, t in zip(pieces, tensor_args, strict=True)]
         return (None, None, None, None, *grads)
+
+    @staticmethod
+    def vmap(info, in_dims, cb, args, kwargs, slots, *tensors):
+        """Under ``torch.vmap``: the judge's function is evaluated once per batch element."""
+        dims = in_dims[4:]
+        size = info.batch_size
+        outs = []
+        for b in range(size):
+            row = [t.select(d, b) if d is not None else t for t, d in zip(tensors, dims, strict=True)]
+            outs.append(_Differentiable.apply(cb, args, kwargs, slots, *row))
+        return torch.stack(outs), 0
 
 
 _BUILTIN_ERRORS = {name: getattr(__builtins__, name, None) if not isinstance(__builtins__, dict)
@@ -550,6 +570,22 @@ def handle(text: str, namespace: dict | None = None, callback: Callable[[str], s
         return json.dumps(answer)
     except Exception:  # noqa: BLE001
         return json.dumps({"error": {"type": "WireError", "message": "the answer could not be sent"}})
+
+
+_ANSWER: list[str] = []
+
+
+def serve(text: str) -> None:
+    """Answer one request inside an execute request (the kernel forwards ``input()`` to the judge only
+    while code runs, which callbacks need); the answer is read back by :func:`take` as a user expression."""
+    _ANSWER[:] = [handle(text)]
+
+
+def take() -> str:
+    """The answer :func:`serve` stored (once), or an error if the request did not complete."""
+    if not _ANSWER:
+        return json.dumps({"error": {"type": "KeyboardInterrupt", "message": "the request did not complete"}})
+    return _ANSWER.pop()
 
 
 def _safe_str(exc: BaseException) -> str:

@@ -52,7 +52,7 @@
 import math
 
 import torch
-from backproplab import checks, data, env, gd_figures, momentum_figures, needs, plots, widgets
+from backproplab import checks, data, env, gd_checks, gd_figures, momentum_figures, needs, plots, widgets
 from torch import nn
 
 # %%
@@ -1058,27 +1058,10 @@ checks.assert_equal((model[0].in_features, len(losses)), (3, 2), name="(in_featu
 
 
 def check_update_rule(x, y, nb_steps, eta, seed, label):
-    snapshots = []
-
-    def record(module, args):  # the parameters in use at every forward pass of the whole model
-        if isinstance(module, nn.Sequential):
-            snapshots.append([p.detach().clone() for p in module.parameters()])
-
-    def refuse(self, *args, **kwargs):
-        raise AssertionError(
-            f"train_mlp_gd created a torch.optim optimizer ({type(self).__name__}); this exercise asks for the "
-            "update written by hand: p <- p - eta * p.grad under torch.no_grad() (diagnosis: policy)"
-        )
-
-    original_init = torch.optim.Optimizer.__init__
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
-    torch.optim.Optimizer.__init__ = refuse
-    try:
-        torch.manual_seed(seed)
-        model, losses = checks.call(train_mlp_gd, x, y, nb_steps, eta)
-    finally:
-        handle.remove()
-        torch.optim.Optimizer.__init__ = original_init
+    # the parameters in use at every forward pass of the whole model, watched where the model lives
+    out, snapshots = checks.call(gd_checks.watch_training, train_mlp_gd, x, y, nb_steps, eta, seed=seed,
+                                 name="train_mlp_gd")
+    model, losses = out
     names = [n for n, _ in model.named_parameters()]
     states = []
     for snap in snapshots + [[p.detach().clone() for p in model.parameters()]]:
@@ -1145,21 +1128,9 @@ check_update_rule(x, (x[:, 0] > 0.3).float(), 2, 0.03, 5, " with D=1, eta=0.03")
 # train_mlp_gd: on an easy problem the training loss goes down (well below the constant predictor's) without torch.optim
 
 
-def refuse(self, *args, **kwargs):
-    raise AssertionError(
-        f"train_mlp_gd created a torch.optim optimizer ({type(self).__name__}); write the update by hand "
-        "(diagnosis: policy)"
-    )
-
-
 def reached_loss(x, y, nb_steps, eta, seed):
-    original_init = torch.optim.Optimizer.__init__
-    torch.optim.Optimizer.__init__ = refuse
-    try:
-        torch.manual_seed(seed)
-        model, losses = checks.call(train_mlp_gd, x, y, nb_steps, eta)
-    finally:
-        torch.optim.Optimizer.__init__ = original_init
+    out, _ = checks.call(gd_checks.watch_training, train_mlp_gd, x, y, nb_steps, eta, seed=seed, name="train_mlp_gd")
+    model, losses = out
     with torch.no_grad():
         final = ((model(x).view(-1) - y) ** 2).mean().item()
     if not (len(losses) == nb_steps and losses[-1] < losses[0]):
@@ -1383,21 +1354,11 @@ for d, eta, beta, nb_steps in ((1, 0.3, 0.5, 6), (3, 0.1, 0.9, 15), (5, 0.05, 0.
 # momentum_descent: keeps w0's dtype, leaves w0 unchanged, beta = 0 is gradient descent, nb_steps = 0 gives w0, no torch.optim
 
 
-def refuse_momentum_optim(self, *args, **kwargs):
-    raise AssertionError(
-        f"momentum_descent created a torch.optim optimizer ({type(self).__name__}); this exercise asks for the "
-        "loop written by hand: z = beta * z + g, then w = w - eta * z (diagnosis: policy)"
-    )
-
-
 def call_without_optim(grad_fn, w0, *args):
     kept = w0.clone()
-    original_init = torch.optim.Optimizer.__init__
-    torch.optim.Optimizer.__init__ = refuse_momentum_optim
-    try:
-        out = checks.call(momentum_descent, grad_fn, w0, *args)
-    finally:
-        torch.optim.Optimizer.__init__ = original_init
+    out = checks.call(gd_checks.without_optim, momentum_descent, grad_fn, w0, *args, name="momentum_descent",
+                      refusal="momentum_descent created a torch.optim optimizer ({optimizer}); this exercise asks "
+                              "for the loop written by hand: z = beta * z + g, then w = w - eta * z (diagnosis: policy)")
     if not torch.equal(w0, kept):
         raise AssertionError("momentum_descent changed w0: an in-place update (w -= ...) on w0 itself modifies the "
                              "caller's tensor; start from w0.clone() (diagnosis: modified_input)")
@@ -1796,20 +1757,10 @@ ADAM_SLIPS = {
 }
 
 
-def refuse_optim(self, *args, **kwargs):
-    raise AssertionError(
-        f"adam_step created a torch.optim optimizer ({type(self).__name__}); write the update by hand "
-        "(diagnosis: policy)"
-    )
-
-
 def student_adam(*args, **kwargs):
-    original_init = torch.optim.Optimizer.__init__
-    torch.optim.Optimizer.__init__ = refuse_optim
-    try:
-        return checks.call(adam_step, *args, **kwargs)
-    finally:
-        torch.optim.Optimizer.__init__ = original_init
+    return checks.call(gd_checks.without_optim, adam_step, *args, name="adam_step", **kwargs,
+                       refusal="adam_step created a torch.optim optimizer ({optimizer}); write the update by hand "
+                               "(diagnosis: policy)")
 
 
 def check_adam(w0, grads, lr, betas, eps, label):
@@ -1864,18 +1815,10 @@ check_adam(w0, [torch.randn(4, generator=gen) for _ in range(3)], 1e-2, (0.9, 0.
 # adam_step: the state it returns ('t' counts the steps, 'm' and 'v' like w) and the state, w and g it was given left unchanged
 
 
-def refuse_optimizer(self, *args, **kwargs):
-    raise AssertionError(f"adam_step created a torch.optim optimizer ({type(self).__name__}); write the update by "
-                         "hand (diagnosis: policy)")
-
-
 def call_adam(*args, **kwargs):
-    original_init = torch.optim.Optimizer.__init__
-    torch.optim.Optimizer.__init__ = refuse_optimizer
-    try:
-        return checks.call(adam_step, *args, **kwargs)
-    finally:
-        torch.optim.Optimizer.__init__ = original_init
+    return checks.call(gd_checks.without_optim, adam_step, *args, name="adam_step", **kwargs,
+                       refusal="adam_step created a torch.optim optimizer ({optimizer}); write the update by "
+                               "hand (diagnosis: policy)")
 
 
 def snapshot(state):
