@@ -311,3 +311,249 @@ def test_small_relative_error_over_tolerance_is_precision_and_patterns_keep_thei
 def test_magnitude_ignores_integers_infinities_and_non_tensors():
     assert fc.magnitude_of([torch.tensor([1.0, -5.0, float("inf")]), torch.tensor([7, 9]), None, 2.5]) == 5.0
     assert fc.magnitude_of([]) == 0.0
+
+
+# --- gradcheck and gradgradcheck: torch's comparisons, made from the probe's observations -----------
+
+
+def _square_with(backward):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    return make("Sq", forward, backward)
+
+
+def _sq_good(ctx, g):
+    (x,) = ctx.saved_tensors
+    return 2 * x * g
+
+
+_CALLS = {"n": 0}
+
+
+def _sq_not_reentrant(ctx, g):
+    (x,) = ctx.saved_tensors
+    _CALLS["n"] += 1
+    return 2 * x * g * (1 + 1e-3 * (_CALLS["n"] % 2))
+
+
+def _sq_wrong(ctx, g):
+    (x,) = ctx.saved_tensors
+    return 3 * x * g
+
+
+def _sq_ignores_grad_output(ctx, g):
+    (x,) = ctx.saved_tensors
+    return 2 * x * g + (g == 0).to(g.dtype) * x  # right for one-hot grad_outputs, not for zeros
+
+
+def _sq_detached(ctx, g):
+    (x,) = ctx.saved_tensors
+    return 2 * x.detach() * g
+
+
+def _sq_no_grad(ctx, g):
+    (x,) = ctx.saved_tensors
+    with torch.no_grad():
+        return 2 * x * g
+
+
+@pytest.mark.parametrize("backward", [_sq_good, _sq_wrong, _sq_not_reentrant, _sq_ignores_grad_output],
+                         ids=["good", "wrong", "not_reentrant", "not_multiplied"])
+def test_gradcheck_agrees_with_torch(backward):
+    x = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64, requires_grad=True)
+    fn = _square_with(backward).apply
+    try:
+        torch.autograd.gradcheck(fn, (x,))
+        torch_error = None
+    except RuntimeError as exc:
+        torch_error = str(exc).strip().splitlines()[0]
+    if torch_error is None:
+        assert fc.gradcheck(fn, (x,), name="Sq")
+    else:
+        with pytest.raises(AssertionError) as info:
+            fc.gradcheck(fn, (x,), name="Sq")
+        assert "(diagnosis: values)" in str(info.value) and torch_error in str(info.value)
+
+
+@pytest.mark.parametrize("backward", [_sq_good, _sq_detached, _sq_no_grad], ids=["good", "detached", "no_grad"])
+def test_gradgradcheck_agrees_with_torch(backward):
+    x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    fn = _square_with(backward).apply
+    ok = torch.autograd.gradgradcheck(fn, (x,), raise_exception=False)
+    if ok:
+        assert fc.gradgradcheck(fn, (x,))
+    else:
+        with pytest.raises(AssertionError, match="not_double_differentiable"):
+            fc.gradgradcheck(fn, (x,), name="Sq")
+
+
+def test_gradcheck_integer_inputs_and_crashes():
+    def forward(ctx, z, t):
+        ctx.save_for_backward(z, t)
+        return torch.nn.functional.cross_entropy(z, t)
+
+    def backward(ctx, g):
+        z, t = ctx.saved_tensors
+        p = torch.softmax(z, 1) - torch.nn.functional.one_hot(t, z.shape[1]).to(z.dtype)
+        return p * g / z.shape[0], None
+
+    def crash(ctx, g):
+        raise ValueError("boom")
+
+    z = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 3, 1])
+    assert fc.gradcheck(make("CE", forward, backward).apply, (z, t))
+    with pytest.raises(AssertionError, match=r"raised ValueError: boom \(diagnosis: crash\)"):
+        fc.gradcheck(make("CE", forward, crash).apply, (z, t), name="CE")
+    with pytest.raises(AssertionError, match="wrong_dtype"):
+        fc.gradcheck(make("CE", forward, backward).apply, (z.detach().float().requires_grad_(), t))
+
+
+# --- the same verdicts and words through the judge ---------------------------------------------------
+
+_STUDENT = '''
+import torch
+
+class Good(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return grad_output * y * (1 - y)
+
+class NotStatic(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    def backward(ctx, grad_output):
+        return grad_output * 2
+
+class Plain:
+    pass
+
+class InPlace(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.mul_(2)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output.mul_(2)
+
+class Tuple(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.exp()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        e = ctx.saved_tensors
+        return grad_output * (1 - 1 / (1 + e))
+
+class TwoGrads(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad_output, grad_output
+
+def worker_good(x):  # looks Good up when it runs, as a student's module would
+    return Good.apply(x)
+
+class Detached(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return 3 * x.detach() * grad_output
+'''
+
+_JUDGED = {
+    "class_good": "fc.check_function_class(Good)",
+    "class_not_static": "fc.check_function_class(NotStatic)",
+    "class_plain": "fc.check_static(Plain, 'forward')",
+    "forward_good": "y = fc.run_forward(Good, x, input_names=['x']); fc.assert_close(y, torch.sigmoid(x.detach()))",
+    "forward_in_place": "fc.run_forward(InPlace, x.detach().clone(), input_names=['x'])",
+    "backward_good": "(g,) = fc.run_backward(fc.run_forward(Good, x), torch.ones(4, dtype=torch.float64), (x,))",
+    "backward_in_place": "fc.run_backward(fc.run_forward(InPlace, x.detach().clone().requires_grad_()), "
+                         "torch.ones(4, dtype=torch.float64), (x,))",
+    "backward_tuple": "fc.run_backward(fc.run_forward(Tuple, x), None, (x,))",
+    "backward_count": "fc.run_backward(fc.run_forward(TwoGrads, x), None, (x,))",
+    "no_graph": "fc.run_backward(fc.run_forward(Good, x.detach()), None, (x,))",
+    "saves_output": "fc.assert_saves_output(fc.run_forward(Good, x), name='Good')",
+    "saves_input": "fc.assert_saves_output(fc.run_forward(TwoGrads, x), name='TwoGrads')",
+    "gradcheck_good": "fc.gradcheck(Good.apply, (x,), name='Good')",
+    "gradcheck_wrong": "fc.gradcheck(Detached.apply, (x,), name='Detached')",
+    "gradgradcheck_good": "fc.gradgradcheck(Good.apply, (x,), name='Good')",
+    "gradgradcheck_detached": "fc.gradgradcheck(Detached.apply, (x,), name='Detached')",
+    "grad_create_graph": "(g1,) = fc.grad(Good.apply(x).sum(), x, create_graph=True); (g2,) = fc.grad(g1.sum(), x); "
+                         "fc.assert_close(g2, torch.autograd.grad(torch.sigmoid(x).sum(), x, create_graph=True)[0].sum() * 0 "
+                         "+ torch.autograd.grad(torch.autograd.grad(torch.sigmoid(x).sum(), x, create_graph=True)[0].sum(), x)[0])",
+    "grad_crash": "fc.grad(Tuple.apply(x).sum(), x, name='backward of Tuple')",
+    "graph_nodes": "assert fc.graph_node_names(Good.apply(x) * 2)['GoodBackward'] == 1",
+    "substituted": "with fc.substituted(globals(), Good=fc.autograd_function('Good', torch.sigmoid)):\n"
+                   "    assert 'GoodBackward' in fc.graph_node_names(Good.apply(x))\n"
+                   "    assert fc.grad(worker_good(x).sum(), x)[0] is not None\n"  # the reference saves x, not y
+                   "    try:\n        fc.assert_saves_output(worker_good(x), name='Good')\n"
+                   "    except AssertionError as exc:\n        assert 'output_not_saved' in str(exc)\n"
+                   "    else:\n        raise AssertionError('the reference was not swapped in where the student looks')\n"
+                   "fc.assert_saves_output(worker_good(x), name='Good')",
+}
+
+
+def _desk(source: str) -> str:
+    ns: dict = {"__name__": "__main__"}
+    exec(_STUDENT, ns)
+    ns.update(fc=fc, x=torch.tensor([-1.0, 0.5, 2.0, 0.25], dtype=torch.float64, requires_grad=True))
+    try:
+        exec(source, ns)
+    except AssertionError as exc:
+        return str(exc)
+    return ""
+
+
+def _judged(source: str) -> str:
+    from backproplab_autograder.judge import Session, local_channel
+
+    worker: dict = {"__name__": "__main__"}
+    exec(_STUDENT, worker)
+    session = Session(local_channel(worker))
+    session.absorb("import torch\nfrom backproplab import function_checks as fc\n"
+                   "x = torch.tensor([-1.0, 0.5, 2.0, 0.25], dtype=torch.float64, requires_grad=True)")
+    verdict = session.run(source)
+    assert verdict.passed or verdict.ename == "AssertionError", (verdict.ename, verdict.evalue)
+    return "" if verdict.passed else verdict.evalue
+
+
+@pytest.mark.parametrize("source", _JUDGED.values(), ids=_JUDGED.keys())
+def test_the_judge_gives_the_desks_verdict_and_words(source):
+    import re
+
+    def words(text):  # object addresses and the random parts of gradgradcheck's numbers aside
+        text = re.sub(r"0x[0-9a-f]+", "0x", text)
+        return text.split("\n")[0] if "gradgradcheck" in text else text
+
+    desk, judged = _desk(source), _judged(source)
+    assert words(judged) == words(desk)
+    if source.startswith(("fc.check_function_class(Good", "y = ", "(g,)", "fc.gradcheck(Good", "fc.gradgradcheck(Good",
+                          "(g1,)", "assert", "with", "fc.assert_saves_output(fc.run_forward(Good")):
+        assert desk == "", desk
+    else:
+        assert "(diagnosis: " in desk, desk

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import re
 import textwrap
 
 import pytest
@@ -24,7 +26,37 @@ POINTS = 4
 
 
 def grade(check_source: str, public_only: bool = False) -> tuple[float | None, str]:
-    """(score the grade cell displays, or None when it raises; the message)."""
+    """(score the grade cell displays, or None when it raises; the message), on the student's desk; unless
+    BACKPROPLAB_JUDGE_TOO=0, also as the grader runs it (the check in a worker, the test in a judge),
+    which must give the same score and the same diagnosis tags."""
+    desk = grade_on_desk(check_source, public_only)
+    if os.environ.get("BACKPROPLAB_JUDGE_TOO", "1") != "0":
+        judged = grade_judged(check_source, public_only)
+        tags = [re.findall(r"\(diagnosis: ([a-z_]+)\)", m) for m in (desk[1], judged[1])]
+        assert judged[0] == desk[0] and tags[0] == tags[1], f"desk and judge disagree:\n  desk:  {desk}\n  judge: {judged}"
+    return desk
+
+
+def grade_judged(check_source: str, public_only: bool = False) -> tuple[float | None, str]:
+    """:func:`grade` through the judge: the student's cells in a worker namespace, the grade cell in a judge."""
+    from backproplab_autograder.judge import Session, local_channel
+
+    setup, solutions, grades = lab_cells(AID)
+    worker: dict = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(setup, "<setup>", "exec"), worker)
+        session = Session(local_channel(worker))
+        session.absorb(setup)
+        for sid, src in solutions.items():
+            exec(compile(textwrap.dedent(check_source) if sid == "check_LinearFunction" else src, f"<{sid}>", "exec"),
+                 worker)
+        verdict = session.run(public_part(grades[GID]) if public_only else grades[GID])
+    if not verdict.passed:
+        return None, verdict.evalue
+    return verdict.score, ""
+
+
+def grade_on_desk(check_source: str, public_only: bool = False) -> tuple[float | None, str]:
     setup, solutions, grades = lab_cells(AID)
     ns: dict = {"__name__": "__main__"}
     with contextlib.redirect_stdout(io.StringIO()):

@@ -6,12 +6,19 @@ class with ``LinearFunction``'s signature (``forward(ctx, x, W, b=None)``) is ri
 * builds the four *planted* bugs the notebook shows. Each one gets its correct gradients from
   ``torch.autograd`` on ``F.linear`` (no hand-written derivative, so nothing here is a solution) and
   then goes wrong in exactly one named place, a tag of the course's diagnosis catalogue;
+* builds a candidate from two plain functions (:func:`candidate`): the grade cell's hidden candidates
+  are written that way, so that in the grader they stay in the judge and the student's check, which
+  runs in the student's kernel, calls them back;
 * runs a check on one candidate with a time limit, silencing warnings (nbgrader scores a grade cell
   that writes to stderr 0), and turns what happened into a :class:`Verdict`;
 * scores a check under the contract's bug-hunt rule: 0 if any right candidate is rejected, else the
   points in proportion to the wrong candidates rejected.
 
 The hidden candidates the grade cell uses are written in its hidden-tests region, not here.
+
+The candidates are built where the student's check runs (:func:`planted_bugs` and :func:`candidate` are
+worker-side: in the grader they answer stand-ins for classes in the student's kernel), and the check is
+called there too; only its answer comes back.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ import torch
 import torch.nn.functional as F
 
 from backproplab import checks
+from backproplab.function_checks import _judging, _probe
 
-__all__ = ["PLANTED", "SECONDS", "Score", "Verdict", "hunt_table", "planted_bugs", "score", "verdict"]
+__all__ = ["PLANTED", "SECONDS", "Score", "Verdict", "candidate", "hunt_table", "planted_bugs", "score", "verdict"]
 
 SECONDS = 2.0  # per candidate: a thorough check on small inputs takes a few hundredths of a second, and the
 # grade cell's 21 runs (public and hidden) must stay under the class grader's 60 s per cell
@@ -44,14 +52,20 @@ class Verdict(enum.Enum):
     TIMEOUT = "timeout"  # no answer within the time limit
 
 
+@_probe
+def _run_check(check: Callable, candidate: type):
+    """``check(candidate)`` where the check lives, warnings and stderr silenced, gradients enabled."""
+    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings(), torch.enable_grad():
+        warnings.simplefilter("ignore")
+        return check(candidate)
+
+
 def verdict(check: Callable, candidate: type, seconds: float = SECONDS) -> Verdict:
     """Run ``check(candidate)`` once, with a time limit, warnings and stderr silenced."""
     start = time.perf_counter()
     try:
-        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings(), torch.enable_grad():
-            warnings.simplefilter("ignore")
-            with checks.time_limit(seconds, "the check"):
-                answer = check(candidate)
+        with checks.time_limit(seconds, "the check"):
+            answer = _run_check(check, candidate)
     except AssertionError as exc:
         if "(diagnosis: timeout)" in str(exc):
             return Verdict.TIMEOUT
@@ -173,9 +187,69 @@ _CORRUPTIONS = {"sign": _sign, "batch_mean_twice": _bias_mean, "grad_output_modi
                 "gradient_not_none": _gradient_for_none}
 
 
+@_probe
 def planted_bugs() -> dict[str, type]:
     """The four public wrong LinearFunctions, by diagnosis tag (see :data:`PLANTED`)."""
     return {tag: _planted(tag, _CORRUPTIONS[tag]) for tag in PLANTED}
+
+
+# --- candidates from plain functions ------------------------------------------------------------------
+
+
+def candidate(forward: Callable, backward: Callable, name: str = "LinearFunction") -> type:
+    """A ``torch.autograd.Function`` with ``LinearFunction``'s signature made of two plain functions.
+
+    ``forward(x, W, b)`` returns the output (``b`` is None when it is None or left out);
+    ``backward(x, W, b, grad_output, needs)`` returns what the Function's backward returns (``needs``
+    is ``ctx.needs_input_grad``), or ``{"grads": that, "grad_output": t}`` for a backward that changes
+    ``grad_output`` in place: the caller's tensor then holds ``t``. The class is built where the
+    student's check runs; in the grader the two functions stay in the judge and are called back
+    (``backward`` differentiably when the check asks for ``create_graph``)."""
+    flat = None
+    if _judging():
+        def flat(x, W, b, grad_output, needs):  # the gradients in one tensor, for a differentiable call back
+            out = backward(x, W, b, grad_output, needs)
+            grads = out["grads"] if isinstance(out, dict) else out
+            parts = [g.reshape(-1) for g in (grads if isinstance(grads, (tuple, list)) else (grads,))
+                     if isinstance(g, torch.Tensor)]
+            return torch.cat(parts) if parts else torch.zeros(0, dtype=grad_output.dtype)
+    return _candidate(forward, backward, flat, name)
+
+
+@_probe
+def _candidate(forward: Callable, backward: Callable, flat: Callable | None, name: str) -> type:
+    def forward_(ctx, x, W, b=None):
+        ctx.args = (x, W, b)
+        return forward(x, W, b)
+
+    def backward_(ctx, grad_output):
+        x, W, b = ctx.args
+        needs = tuple(bool(n) for n in ctx.needs_input_grad)
+        args = (x, W, b, grad_output)
+        graph = flat is not None and torch.is_grad_enabled() and any(
+            isinstance(t, torch.Tensor) and t.requires_grad for t in args)
+        if graph:
+            args = tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in args)
+        out = backward(*args, needs)
+        grads, new_value = (out.get("grads"), out.get("grad_output")) if isinstance(out, dict) else (out, None)
+        single = not isinstance(grads, (tuple, list))
+        grads = [grads] if single else list(grads)
+        if graph:  # create_graph: the same gradients, from a call back autograd can differentiate
+            values, offset = flat(x, W, b, grad_output, needs), 0
+            for i, g in enumerate(grads):
+                if isinstance(g, torch.Tensor):
+                    grads[i] = values[offset:offset + g.numel()].reshape(g.shape)
+                    offset += g.numel()
+        if isinstance(new_value, torch.Tensor):
+            with torch.no_grad():
+                grad_output.set_(new_value.detach().clone())
+        return grads[0] if single else tuple(grads)
+
+    return type(name, (torch.autograd.Function,), {
+        "forward": staticmethod(forward_),
+        "backward": staticmethod(backward_),
+        "__doc__": "A LinearFunction made of two plain functions.",
+    })
 
 
 def hunt_table(check: Callable, candidates: Mapping[str, type], seconds: float = SECONDS) -> str:

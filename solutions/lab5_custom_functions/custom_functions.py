@@ -136,7 +136,7 @@ print("float64:", torch.autograd.gradcheck(Exp.apply, (x_check.double().requires
 
 
 # %% [markdown]
-# Same function, same backward: only the precision of the finite differences changed. So every gradient check in this lab runs in float64, through `checks.gradcheck`, which refuses float32 inputs up front and explains a failure in words. A backward that passes in float64 is then used in float32 for training.
+# Same function, same backward: only the precision of the finite differences changed. So every gradient check in this lab runs in float64, through `function_checks.gradcheck` (the comparison of `torch.autograd.gradcheck`), which refuses float32 inputs up front and explains a failure in words. A backward that passes in float64 is then used in float32 for training.
 #
 # **Written answer 1.** In your own words: why does a correct backward fail `gradcheck` in float32 and pass in float64? Say where the error of the finite difference comes from, how it depends on the step $\varepsilon$ and on the machine epsilon, and why a larger step does not simply fix float32.
 
@@ -263,17 +263,17 @@ t_y = function_checks.run_forward(Log1pExp, t_x, input_names=["x"])
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="Log1pExp", input_names=["x"])
 (t_ref,) = torch.autograd.grad(torch.logaddexp(t_x, torch.zeros_like(t_x)), t_x, t_g)
 function_checks.assert_close(t_gx, t_ref, name="Log1pExp gradient with respect to x")
-checks.gradcheck(Log1pExp.apply, (t_x,), name="Log1pExp.apply")
+function_checks.gradcheck(Log1pExp.apply, (t_x,), name="Log1pExp.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (6,), (2, 5)]:
     t_x = (torch.randn(*t_shape, dtype=torch.float64) * 5).requires_grad_()
-    checks.gradcheck(Log1pExp.apply, (t_x,), name=f"Log1pExp.apply, x of shape {t_shape}")
+    function_checks.gradcheck(Log1pExp.apply, (t_x,), name=f"Log1pExp.apply, x of shape {t_shape}")
     t_g = torch.randn(*t_shape, dtype=torch.float64)
-    (t_gx,) = checks.call(torch.autograd.grad, Log1pExp.apply(t_x), t_x, t_g, name="backward of Log1pExp")
+    (t_gx,) = function_checks.grad(Log1pExp.apply(t_x), t_x, t_g, name="backward of Log1pExp")
     (t_ref,) = torch.autograd.grad(torch.logaddexp(t_x, torch.zeros_like(t_x)), t_x, t_g)
     function_checks.assert_close(t_gx, t_ref, name=f"Log1pExp gradient, x of shape {t_shape}")
 t_x32 = torch.randn(5).requires_grad_()
-(t_gx,) = checks.call(torch.autograd.grad, Log1pExp.apply(t_x32).sum(), t_x32, name="backward of Log1pExp")
+(t_gx,) = function_checks.grad(Log1pExp.apply(t_x32).sum(), t_x32, name="backward of Log1pExp")
 function_checks.assert_close(t_gx, torch.sigmoid(t_x32.detach().double()), name="Log1pExp gradient in float32", dtype=torch.float32)
 ### END HIDDEN TESTS
 
@@ -281,7 +281,7 @@ function_checks.assert_close(t_gx, torch.sigmoid(t_x32.detach().double()), name=
 # test_Log1pExp_stable: in float32, values and gradients are finite and accurate for x from -1e4 to 1e4
 t_x = torch.tensor([-1e4, -100.0, -20.0, -1.0, 0.0, 1.0, 20.0, 88.0, 89.0, 100.0, 1e4], requires_grad=True)
 t_y = function_checks.run_forward(Log1pExp, t_x, input_names=["x"])
-if isinstance(t_y, torch.Tensor) and not bool(torch.isfinite(t_y).all()):
+if not bool(torch.isfinite(t_y).all()):  # run_forward made sure t_y is a tensor
     raise AssertionError(
         f"Log1pExp.apply(x) is not finite in float32 at x = {t_x[~torch.isfinite(t_y)].tolist()}: exp(x) overflows "
         "for x > 88.7; rewrite log(1 + exp(x)) as max(x, 0) + log1p(exp(-|x|)) (diagnosis: overflow)"
@@ -289,7 +289,7 @@ if isinstance(t_y, torch.Tensor) and not bool(torch.isfinite(t_y).all()):
 t_x64 = t_x.detach().double().requires_grad_()
 t_ref = torch.logaddexp(t_x64, torch.zeros_like(t_x64))
 function_checks.assert_close(t_y, t_ref, name="Log1pExp.apply(x) for |x| up to 1e4", dtype=torch.float32, inputs=[t_x])
-(t_gx,) = checks.call(torch.autograd.grad, t_y.sum(), t_x, name="backward of Log1pExp")
+(t_gx,) = function_checks.grad(t_y.sum(), t_x, name="backward of Log1pExp")
 if not bool(torch.isfinite(t_gx).all()):
     raise AssertionError(
         f"the gradient of Log1pExp is not finite in float32 at x = {t_x[~torch.isfinite(t_gx)].tolist()}: compute "
@@ -303,7 +303,7 @@ t_y = function_checks.run_forward(Log1pExp, t_x, input_names=["x"])
 t_x64 = t_x.detach().double().requires_grad_()
 t_ref = torch.logaddexp(t_x64, torch.zeros_like(t_x64))
 function_checks.assert_close(t_y, t_ref, name="Log1pExp.apply(x), random x in [-1e4, 1e4]", dtype=torch.float32, inputs=[t_x])
-(t_gx,) = checks.call(torch.autograd.grad, t_y.sum(), t_x, name="backward of Log1pExp")
+(t_gx,) = function_checks.grad(t_y.sum(), t_x, name="backward of Log1pExp")
 (t_gref,) = torch.autograd.grad(t_ref.sum(), t_x64)
 function_checks.assert_close(t_gx, t_gref, name="Log1pExp gradient, random x in [-1e4, 1e4]", dtype=torch.float32, inputs=[t_x])
 ### END HIDDEN TESTS
@@ -381,13 +381,13 @@ t_g = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], dtype=torch.float64)
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="Sigmoid", input_names=["x"])
 (t_ref,) = torch.autograd.grad(torch.sigmoid(t_x), t_x, t_g)
 function_checks.assert_close(t_gx, t_ref, name="Sigmoid gradient with respect to x")
-checks.gradcheck(Sigmoid.apply, (t_x,), name="Sigmoid.apply")
+function_checks.gradcheck(Sigmoid.apply, (t_x,), name="Sigmoid.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (4, 3)]:
     t_x = (torch.randn(*t_shape, dtype=torch.float64) * 3).requires_grad_()
-    checks.gradcheck(Sigmoid.apply, (t_x,), name=f"Sigmoid.apply, x of shape {t_shape}")
+    function_checks.gradcheck(Sigmoid.apply, (t_x,), name=f"Sigmoid.apply, x of shape {t_shape}")
     t_g = torch.randn(*t_shape, dtype=torch.float64)
-    (t_gx,) = checks.call(torch.autograd.grad, Sigmoid.apply(t_x), t_x, t_g, name="backward of Sigmoid")
+    (t_gx,) = function_checks.grad(Sigmoid.apply(t_x), t_x, t_g, name="backward of Sigmoid")
     function_checks.assert_close(t_gx, torch.autograd.grad(torch.sigmoid(t_x), t_x, t_g)[0], name=f"Sigmoid gradient, shape {t_shape}")
 t_x32 = torch.randn(6)
 function_checks.assert_close(function_checks.run_forward(Sigmoid, t_x32), torch.sigmoid(t_x32.double()), name="Sigmoid.apply(x) in float32", dtype=torch.float32)
@@ -430,13 +430,13 @@ t_g = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], dtype=torch.float64)
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="Tanh", input_names=["x"])
 (t_ref,) = torch.autograd.grad(torch.tanh(t_x), t_x, t_g)
 function_checks.assert_close(t_gx, t_ref, name="Tanh gradient with respect to x")
-checks.gradcheck(Tanh.apply, (t_x,), name="Tanh.apply")
+function_checks.gradcheck(Tanh.apply, (t_x,), name="Tanh.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (4, 3)]:
     t_x = (torch.randn(*t_shape, dtype=torch.float64) * 2).requires_grad_()
-    checks.gradcheck(Tanh.apply, (t_x,), name=f"Tanh.apply, x of shape {t_shape}")
+    function_checks.gradcheck(Tanh.apply, (t_x,), name=f"Tanh.apply, x of shape {t_shape}")
     t_g = torch.randn(*t_shape, dtype=torch.float64)
-    (t_gx,) = checks.call(torch.autograd.grad, Tanh.apply(t_x), t_x, t_g, name="backward of Tanh")
+    (t_gx,) = function_checks.grad(Tanh.apply(t_x), t_x, t_g, name="backward of Tanh")
     function_checks.assert_close(t_gx, torch.autograd.grad(torch.tanh(t_x), t_x, t_g)[0], name=f"Tanh gradient, shape {t_shape}")
 t_x32 = torch.randn(6)
 function_checks.assert_close(function_checks.run_forward(Tanh, t_x32), torch.tanh(t_x32.double()), name="Tanh.apply(x) in float32", dtype=torch.float32)
@@ -486,14 +486,14 @@ t_y = function_checks.run_forward(ReLU, t_x, input_names=["x"])
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="ReLU", input_names=["x"])
 (t_ref,) = torch.autograd.grad(torch.relu(t_x), t_x, t_g)
 function_checks.assert_close(t_gx, t_ref, name="ReLU gradient with respect to x")
-checks.gradcheck(ReLU.apply, (t_x,), name="ReLU.apply")
+function_checks.gradcheck(ReLU.apply, (t_x,), name="ReLU.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (5, 4)]:
     t_x = torch.randn(*t_shape, dtype=torch.float64)
     t_x = (t_x + 0.1 * t_x.sign()).requires_grad_()  # away from the kink at 0
-    checks.gradcheck(ReLU.apply, (t_x,), name=f"ReLU.apply, x of shape {t_shape}")
+    function_checks.gradcheck(ReLU.apply, (t_x,), name=f"ReLU.apply, x of shape {t_shape}")
     t_g = torch.randn(*t_shape, dtype=torch.float64)
-    (t_gx,) = checks.call(torch.autograd.grad, ReLU.apply(t_x), t_x, t_g, name="backward of ReLU")
+    (t_gx,) = function_checks.grad(ReLU.apply(t_x), t_x, t_g, name="backward of ReLU")
     function_checks.assert_close(t_gx, torch.autograd.grad(torch.relu(t_x), t_x, t_g)[0], name=f"ReLU gradient, shape {t_shape}")
 t_x32 = torch.randn(6)
 function_checks.assert_close(function_checks.run_forward(ReLU, t_x32), torch.relu(t_x32.double()), name="ReLU.apply(x) in float32", dtype=torch.float32)
@@ -598,20 +598,20 @@ t_y = function_checks.run_forward(LinearFunction, t_x, t_W, t_b, input_names=["x
 t_grads = function_checks.run_backward(t_y, t_g, (t_x, t_W, t_b), name="LinearFunction", input_names=["x", "W", "b"])
 t_refs = torch.autograd.grad(F.linear(t_x, t_W, t_b), (t_x, t_W, t_b), t_g)
 function_checks.assert_grads_close(dict(zip(["x", "W", "b"], t_grads)), dict(zip(["x", "W", "b"], t_refs)), name="LinearFunction gradient")
-checks.gradcheck(LinearFunction.apply, (t_x, t_W, t_b), name="LinearFunction.apply")
+function_checks.gradcheck(LinearFunction.apply, (t_x, t_W, t_b), name="LinearFunction.apply")
 ### BEGIN HIDDEN TESTS
 for t_B, t_nx, t_ny in [(1, 4, 3), (5, 2, 6), (3, 4, 4)]:
     t_x = torch.randn(t_B, t_nx, dtype=torch.float64, requires_grad=True)
     t_W = torch.randn(t_ny, t_nx, dtype=torch.float64, requires_grad=True)
     t_b = torch.randn(t_ny, dtype=torch.float64, requires_grad=True)
-    checks.gradcheck(LinearFunction.apply, (t_x, t_W, t_b), name=f"LinearFunction.apply, x {tuple(t_x.shape)}, W {tuple(t_W.shape)}")
+    function_checks.gradcheck(LinearFunction.apply, (t_x, t_W, t_b), name=f"LinearFunction.apply, x {tuple(t_x.shape)}, W {tuple(t_W.shape)}")
     t_g = torch.randn(t_B, t_ny, dtype=torch.float64)
-    t_got = checks.call(torch.autograd.grad, LinearFunction.apply(t_x, t_W, t_b), (t_x, t_W, t_b), t_g, name="backward of LinearFunction")
+    t_got = function_checks.grad(LinearFunction.apply(t_x, t_W, t_b), (t_x, t_W, t_b), t_g, name="backward of LinearFunction")
     t_refs = torch.autograd.grad(F.linear(t_x, t_W, t_b), (t_x, t_W, t_b), t_g)
     function_checks.assert_grads_close(dict(zip(["x", "W", "b"], t_got)), dict(zip(["x", "W", "b"], t_refs)),
                               name=f"LinearFunction gradient, x {tuple(t_x.shape)}, W {tuple(t_W.shape)}", batch_size=t_B)
 t_in32 = [torch.randn(3, 2, requires_grad=True), torch.randn(4, 2, requires_grad=True), torch.randn(4, requires_grad=True)]
-t_got = checks.call(torch.autograd.grad, LinearFunction.apply(*t_in32).sum(), t_in32, name="backward of LinearFunction")
+t_got = function_checks.grad(LinearFunction.apply(*t_in32).sum(), t_in32, name="backward of LinearFunction")
 t_in64 = [t.detach().double().requires_grad_() for t in t_in32]
 t_refs = torch.autograd.grad(F.linear(*t_in64).sum(), t_in64)
 function_checks.assert_grads_close(dict(zip(["x", "W", "b"], t_got)), dict(zip(["x", "W", "b"], t_refs)), name="LinearFunction gradient in float32",
@@ -638,7 +638,7 @@ t_y = function_checks.run_forward(LinearFunction, *t_in, input_names=t_names[:2]
 function_checks.run_backward(t_y, torch.ones(4, 2, dtype=torch.float64), t_in, name="LinearFunction (called with x, W only)", input_names=t_names[:2])
 t_x1 = torch.randn(1, 5, dtype=torch.float64)
 t_W1 = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
-t_got = checks.call(torch.autograd.grad, LinearFunction.apply(t_x1, t_W1, None).sum(), t_W1, name="backward of LinearFunction with b=None")
+t_got = function_checks.grad(LinearFunction.apply(t_x1, t_W1, None).sum(), t_W1, name="backward of LinearFunction with b=None")
 function_checks.assert_close(t_got[0], torch.autograd.grad(F.linear(t_x1, t_W1).sum(), t_W1)[0], name="LinearFunction gradient for W with b=None")
 ### END HIDDEN TESTS
 
@@ -718,152 +718,112 @@ if not isinstance(t_answer, bool):
     )
 t_score = linear_hunt.score(check_LinearFunction, {"autograd on F.linear": t_right}, linear_hunt.planted_bugs(), points=4)
 ### BEGIN HIDDEN TESTS
-class t_RightDocs(torch.autograd.Function):  # the PyTorch docs' style: saves the bias, tests needs_input_grad
-    @staticmethod
-    def forward(ctx, input, weight, bias=None):
-        ctx.save_for_backward(input, weight, bias)
-        output = input.mm(weight.t())
-        if bias is not None:
-            output += bias.unsqueeze(0).expand_as(output)
-        return output
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        input, weight, bias = ctx.saved_tensors
-        grad_input = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_input = grad_output.mm(weight)
-        if ctx.needs_input_grad[1]:
-            grad_weight = grad_output.t().mm(input)
-        if bias is not None and ctx.needs_input_grad[2]:
-            grad_bias = grad_output.sum(0)
-        return grad_input, grad_weight, grad_bias
+# Hidden candidates, each made of two plain functions (linear_hunt.candidate): forward(x, W, b), b None when None or
+# left out, and backward(x, W, b, grad_output, needs) with needs = ctx.needs_input_grad; a backward that changes
+# grad_output in place returns {"grads": ..., "grad_output": what the caller's tensor holds afterwards}.
+def t_fw_docs(x, W, b):  # the PyTorch docs' style: mm, the bias expanded and added in place
+    out = x.mm(W.t())
+    if b is not None:
+        out += b.unsqueeze(0).expand_as(out)
+    return out
 
 
-class t_RightAddmm(torch.autograd.Function):  # addmm, no needs_input_grad test at all
-    @staticmethod
-    def forward(ctx, x, W, b=None):
-        ctx.save_for_backward(x, W)
-        ctx.has_b = b is not None
-        return torch.addmm(b, x, W.t()) if b is not None else torch.mm(x, W.t())
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, W = ctx.saved_tensors
-        return torch.mm(grad_output, W), torch.mm(grad_output.t(), x), grad_output.sum(0) if ctx.has_b else None
+def t_bw_docs(x, W, b, g, need):  # tests needs_input_grad
+    grad_x = g.mm(W) if need[0] else None
+    grad_W = g.t().mm(x) if need[1] else None
+    grad_b = g.sum(0) if b is not None and need[2] else None
+    return grad_x, grad_W, grad_b
 
 
-class t_RightEinsum(torch.autograd.Function):  # einsum, tensors kept on ctx, only what is asked for
-    @staticmethod
-    def forward(ctx, x, W, b=None):
-        ctx.x, ctx.W = x, W
-        y = torch.einsum("bi,oi->bo", x, W)
-        return y if b is None else y + b
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        need = ctx.needs_input_grad
-        gx = torch.einsum("bo,oi->bi", grad_output, ctx.W) if need[0] else None
-        gW = torch.einsum("bo,bi->oi", grad_output, ctx.x) if need[1] else None
-        gb = torch.einsum("bo->o", grad_output) if len(need) > 2 and need[2] else None
-        return gx, gW, gb
+def t_fw_addmm(x, W, b):
+    return torch.addmm(b, x, W.t()) if b is not None else torch.mm(x, W.t())
 
 
-class t_RightMatmul(torch.autograd.Function):  # F.linear forward, matmul backward, ones-vector bias sum
-    @staticmethod
-    def forward(ctx, x, W, b=None):
-        ctx.save_for_backward(x, W)
-        return F.linear(x, W, b)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, W = ctx.saved_tensors
-        gb = None
-        if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
-            gb = torch.ones(grad_output.shape[0], dtype=grad_output.dtype) @ grad_output
-        return grad_output @ W, grad_output.transpose(0, 1) @ x, gb
+def t_bw_addmm(x, W, b, g, need):  # no needs_input_grad test at all
+    return torch.mm(g, W), torch.mm(g.t(), x), g.sum(0) if b is not None else None
 
 
-def t_wrong(backward, forward=None):
-    """A LinearFunction with a right forward (unless given) and the given backward."""
-    def t_forward(ctx, x, W, b=None):
-        ctx.save_for_backward(x, W)
-        ctx.has_b = b is not None
-        return x @ W.T if b is None else x @ W.T + b
-    t_methods = {"forward": staticmethod(forward or t_forward), "backward": staticmethod(backward)}
-    return type("LinearFunction", (torch.autograd.Function,), t_methods)
+def t_fw_einsum(x, W, b):
+    y = torch.einsum("bi,oi->bo", x, W)
+    return y if b is None else y + b
 
 
-def t_bw_transposed(ctx, g):
-    x, W = ctx.saved_tensors
-    return g @ W, x.T @ g, g.sum(0) if ctx.has_b else None
+def t_bw_einsum(x, W, b, g, need):  # einsum, only what is asked for
+    gx = torch.einsum("bo,oi->bi", g, W) if need[0] else None
+    gW = torch.einsum("bo,bi->oi", g, x) if need[1] else None
+    gb = torch.einsum("bo->o", g) if len(need) > 2 and need[2] else None
+    return gx, gW, gb
 
 
-def t_bw_bias_mean(ctx, g):
-    x, W = ctx.saved_tensors
-    return g @ W, g.T @ x, g.mean(0) if ctx.has_b else None
+def t_fw_linear(x, W, b):
+    return F.linear(x, W, b)
 
 
-def t_bw_weight_first_row(ctx, g):
-    x, W = ctx.saved_tensors
-    return g @ W, g[:1].T @ x[:1], g.sum(0) if ctx.has_b else None
+def t_bw_matmul(x, W, b, g, need):  # matmul backward, ones-vector bias sum
+    gb = None
+    if len(need) == 3 and need[2]:
+        gb = torch.ones(g.shape[0], dtype=g.dtype) @ g
+    return g @ W, g.transpose(0, 1) @ x, gb
 
 
-def t_bw_saved_tuple(ctx, g):
-    x = ctx.saved_tensors
-    return g @ x[1], g.T @ x, g.sum(0) if ctx.has_b else None
+def t_fw_right(x, W, b):
+    return x @ W.T if b is None else x @ W.T + b
 
 
-def t_bw_bias_when_none(ctx, g):
-    x, W = ctx.saved_tensors
+def t_bw_right(x, W, b, g, need):
+    return g @ W, g.T @ x, g.sum(0) if b is not None else None
+
+
+def t_bw_transposed(x, W, b, g, need):
+    return g @ W, x.T @ g, g.sum(0) if b is not None else None
+
+
+def t_bw_bias_mean(x, W, b, g, need):
+    return g @ W, g.T @ x, g.mean(0) if b is not None else None
+
+
+def t_bw_weight_first_row(x, W, b, g, need):
+    return g @ W, g[:1].T @ x[:1], g.sum(0) if b is not None else None
+
+
+def t_bw_saved_tuple(x, W, b, g, need):
+    saved = (x, W)  # ctx.saved_tensors used as a tensor: raises
+    return g @ saved[1], g.T @ saved, g.sum(0) if b is not None else None
+
+
+def t_bw_bias_when_none(x, W, b, g, need):
     return g @ W, g.T @ x, g.sum(0)
 
 
-def t_bw_input_with_W_T(ctx, g):
-    x, W = ctx.saved_tensors
-    return g @ W.T, g.T @ x, g.sum(0) if ctx.has_b else None
+def t_bw_input_with_W_T(x, W, b, g, need):
+    return g @ W.T, g.T @ x, g.sum(0) if b is not None else None
 
 
-def t_bw_sign_weight(ctx, g):
-    x, W = ctx.saved_tensors
-    return g @ W, -(g.T @ x), g.sum(0) if ctx.has_b else None
+def t_bw_sign_weight(x, W, b, g, need):
+    return g @ W, -(g.T @ x), g.sum(0) if b is not None else None
 
 
-def t_bw_transposes_grad_output(ctx, g):
-    x, W = ctx.saved_tensors
-    gx, gb = g @ W, g.sum(0) if ctx.has_b else None
-    g.t_()  # in place: the caller's grad_output is now transposed
-    return gx, g @ x, gb
+def t_bw_transposes_grad_output(x, W, b, g, need):  # g.t_(): the caller's grad_output is now transposed
+    return {"grads": (g @ W, g.T @ x, g.sum(0) if b is not None else None), "grad_output": g.t()}
 
 
-def t_bw_needs_shifted(ctx, g):
-    x, W = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    return g @ W if need[0] else None, g.T @ x if need[0] else None, g.sum(0) if ctx.has_b and need[-1] else None
+def t_bw_needs_shifted(x, W, b, g, need):
+    return g @ W if need[0] else None, g.T @ x if need[0] else None, g.sum(0) if b is not None and need[-1] else None
 
 
-def t_bw_right(ctx, g):
-    x, W = ctx.saved_tensors
-    return g @ W, g.T @ x, g.sum(0) if ctx.has_b else None
-
-
-def t_fw_ignores_b(ctx, x, W, b=None):
-    ctx.save_for_backward(x, W)
-    ctx.has_b = b is not None
+def t_fw_ignores_b(x, W, b):
     return x @ W.T
 
 
-for t_cls in (t_RightDocs, t_RightAddmm, t_RightEinsum, t_RightMatmul):
-    t_cls.__name__ = t_cls.__qualname__ = "LinearFunction"  # every candidate has the same name
-t_right_ones = {"docs": t_RightDocs, "addmm": t_RightAddmm, "einsum": t_RightEinsum, "matmul": t_RightMatmul,
-                "autograd": t_right}
-t_wrong_ones = {
-    "transposed": t_wrong(t_bw_transposed), "batch_mean_twice": t_wrong(t_bw_bias_mean),
-    "some_rows": t_wrong(t_bw_weight_first_row), "saved_tensors_tuple": t_wrong(t_bw_saved_tuple),
-    "gradient_not_none": t_wrong(t_bw_bias_when_none), "input_grad_with_W_T": t_wrong(t_bw_input_with_W_T),
-    "sign": t_wrong(t_bw_sign_weight), "grad_output_modified": t_wrong(t_bw_transposes_grad_output),
-    "missing_gradient": t_wrong(t_bw_needs_shifted), "forward_ignores_b": t_wrong(t_bw_right, t_fw_ignores_b),
-}
+t_right_ones = {"docs": linear_hunt.candidate(t_fw_docs, t_bw_docs), "addmm": linear_hunt.candidate(t_fw_addmm, t_bw_addmm),
+                "einsum": linear_hunt.candidate(t_fw_einsum, t_bw_einsum),
+                "matmul": linear_hunt.candidate(t_fw_linear, t_bw_matmul), "autograd": t_right}
+t_wrong_ones = {t_name: linear_hunt.candidate(t_fw_right, t_bw) for t_name, t_bw in [
+    ("transposed", t_bw_transposed), ("batch_mean_twice", t_bw_bias_mean), ("some_rows", t_bw_weight_first_row),
+    ("saved_tensors_tuple", t_bw_saved_tuple), ("gradient_not_none", t_bw_bias_when_none),
+    ("input_grad_with_W_T", t_bw_input_with_W_T), ("sign", t_bw_sign_weight),
+    ("grad_output_modified", t_bw_transposes_grad_output), ("missing_gradient", t_bw_needs_shifted)]}
+t_wrong_ones["forward_ignores_b"] = linear_hunt.candidate(t_fw_ignores_b, t_bw_right)
 t_score = linear_hunt.score(check_LinearFunction, t_right_ones, t_wrong_ones, points=4)
 ### END HIDDEN TESTS
 print(f"wrong candidates rejected: {len(t_score.caught)} of {len(t_score.caught) + len(t_score.missed)}")
@@ -961,14 +921,14 @@ t_grads = function_checks.run_backward(t_loss, t_go, (t_z, t_t), name="SoftmaxCr
 (t_ref,) = torch.autograd.grad(F.cross_entropy(t_z, t_t), t_z, t_go)
 function_checks.assert_close(t_grads[0], t_ref, name="SoftmaxCrossEntropy gradient for the logits (grad_output = 0.7)", batch_size=4,
                               inputs=[t_z])
-checks.gradcheck(SoftmaxCrossEntropy.apply, (t_z, t_t), name="SoftmaxCrossEntropy.apply")
+function_checks.gradcheck(SoftmaxCrossEntropy.apply, (t_z, t_t), name="SoftmaxCrossEntropy.apply")
 ### BEGIN HIDDEN TESTS
 for t_B, t_K in [(1, 3), (6, 10), (5, 2)]:
     t_z = (torch.randn(t_B, t_K, dtype=torch.float64) * 3).requires_grad_()
     t_t = torch.randint(0, t_K, (t_B,))
-    checks.gradcheck(SoftmaxCrossEntropy.apply, (t_z, t_t), name=f"SoftmaxCrossEntropy.apply, logits {tuple(t_z.shape)}")
+    function_checks.gradcheck(SoftmaxCrossEntropy.apply, (t_z, t_t), name=f"SoftmaxCrossEntropy.apply, logits {tuple(t_z.shape)}")
     t_go = torch.rand((), dtype=torch.float64) + 0.5
-    (t_got,) = checks.call(torch.autograd.grad, SoftmaxCrossEntropy.apply(t_z, t_t), t_z, t_go, name="backward of SoftmaxCrossEntropy")
+    (t_got,) = function_checks.grad(SoftmaxCrossEntropy.apply(t_z, t_t), t_z, t_go, name="backward of SoftmaxCrossEntropy")
     (t_ref,) = torch.autograd.grad(F.cross_entropy(t_z, t_t), t_z, t_go)
     function_checks.assert_close(t_got, t_ref, name=f"SoftmaxCrossEntropy gradient, logits {tuple(t_z.shape)}", batch_size=t_B,
                                   inputs=[t_z])
@@ -989,7 +949,7 @@ t_z64 = t_z.detach().double().requires_grad_()
 t_ref = F.cross_entropy(t_z64, t_t)
 function_checks.assert_close(t_loss, t_ref, name="SoftmaxCrossEntropy for logits up to 1e4", dtype=torch.float32,
                               batch_size=3, inputs=[t_z])
-(t_gz,) = checks.call(torch.autograd.grad, t_loss, t_z, name="backward of SoftmaxCrossEntropy")
+(t_gz,) = function_checks.grad(t_loss, t_z, name="backward of SoftmaxCrossEntropy")
 if not bool(torch.isfinite(t_gz).all()):
     raise AssertionError(
         "the gradient of SoftmaxCrossEntropy is not finite for logits of size 1e4 in float32: compute the "
@@ -1005,7 +965,7 @@ t_z64 = t_z.detach().double().requires_grad_()
 t_ref = F.cross_entropy(t_z64, t_t)
 function_checks.assert_close(t_loss, t_ref, name="SoftmaxCrossEntropy, random logits of size 1e3 to 1e4", dtype=torch.float32,
                               batch_size=8, inputs=[t_z])
-(t_gz,) = checks.call(torch.autograd.grad, t_loss, t_z, name="backward of SoftmaxCrossEntropy")
+(t_gz,) = function_checks.grad(t_loss, t_z, name="backward of SoftmaxCrossEntropy")
 function_checks.assert_close(t_gz, torch.autograd.grad(t_ref, t_z64)[0], name="SoftmaxCrossEntropy gradient, random large logits",
                               dtype=torch.float32, batch_size=8, inputs=[t_z])
 ### END HIDDEN TESTS
@@ -1074,11 +1034,11 @@ function_checks.assert_close(t_y, t_x.detach() ** 2, name="Square.apply(x)")
 t_g = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], dtype=torch.float64)
 (t_gx,) = function_checks.run_backward(t_y, t_g, (t_x,), name="Square", input_names=["x"])
 function_checks.assert_close(t_gx, torch.autograd.grad(t_x * t_x, t_x, t_g)[0], name="Square gradient with respect to x")
-checks.gradcheck(Square.apply, (t_x,), name="Square.apply")
+function_checks.gradcheck(Square.apply, (t_x,), name="Square.apply")
 ### BEGIN HIDDEN TESTS
 for t_shape in [(1,), (3, 4)]:
     t_x = torch.randn(*t_shape, dtype=torch.float64, requires_grad=True)
-    checks.gradcheck(Square.apply, (t_x,), name=f"Square.apply, x of shape {t_shape}")
+    function_checks.gradcheck(Square.apply, (t_x,), name=f"Square.apply, x of shape {t_shape}")
 t_x32 = torch.randn(6)
 function_checks.assert_close(function_checks.run_forward(Square, t_x32), t_x32.double() ** 2, name="Square.apply(x) in float32", dtype=torch.float32)
 ### END HIDDEN TESTS
@@ -1088,14 +1048,14 @@ function_checks.assert_close(function_checks.run_forward(Square, t_x32), t_x32.d
 t_x = torch.tensor([-2.0, -0.5, 0.0, 1.0, 3.0], dtype=torch.float64, requires_grad=True)
 t_v = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], dtype=torch.float64)
 t_y = function_checks.run_forward(Square, t_x, input_names=["x"])
-(t_g1,) = checks.call(torch.autograd.grad, t_y, t_x, t_v, create_graph=True, name="backward of Square")
+(t_g1,) = function_checks.grad(t_y, t_x, t_v, create_graph=True, name="backward of Square")
 if not t_g1.requires_grad:
     raise AssertionError(
         "the gradient returned by Square.backward has no graph even with create_graph=True, so it cannot be "
         "differentiated again: compute it with torch operations on the saved x, without .detach(), .data, "
         ".item(), numpy or torch.no_grad() (diagnosis: not_double_differentiable)"
     )
-(t_g2,) = checks.call(torch.autograd.grad, t_g1.sum(), t_x, name="double backward of Square")
+(t_g2,) = function_checks.grad(t_g1.sum(), t_x, name="double backward of Square")
 function_checks.assert_close(t_g2, 2 * t_v, name="second derivative of Square (d/dx of the gradient, times grad_output)")
 function_checks.gradgradcheck(Square.apply, (t_x,), name="Square.apply")
 ### BEGIN HIDDEN TESTS
@@ -1258,8 +1218,8 @@ with function_checks.substituted(globals(), **t_refs):
         t_v = torch.randn(t_B, 3, dtype=torch.float64)
         t_out = checks.call(t_model, t_x, name="MLPWithFunctions.forward")
         t_names = ["W1", "b1", "W2", "b2"]
-        t_got = dict(zip(t_names, checks.call(torch.autograd.grad, (t_out * t_v).sum(), [getattr(t_model, k) for k in t_names],
-                                              allow_unused=True, name="backward through MLPWithFunctions")))
+        t_got = function_checks.grads_by_name((t_out * t_v).sum(), t_model, t_names, allow_unused=True,
+                                              name="backward through MLPWithFunctions")
         t_p = {k: getattr(t_model, k).detach().clone().requires_grad_() for k in t_names}
         t_ref_out = F.linear(torch.tanh(F.linear(t_x, t_p["W1"], t_p["b1"])), t_p["W2"], t_p["b2"])
         t_want = dict(zip(t_names, torch.autograd.grad((t_ref_out * t_v).sum(), [t_p[k] for k in t_names])))
