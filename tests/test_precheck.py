@@ -55,3 +55,38 @@ def test_names_of_dropped_cells_are_remembered(tmp_path):
     result, graded = _graded(tmp_path, sub, release)
     assert {"np", "ones_col", "K"} <= set(result.dropped_names)
     assert not any("ones_col" in c.source for c in graded.cells)
+
+
+def _autograd_submission():
+    from backproplab_autograder.course import ASSIGNMENTS, RELEASE
+
+    aid = "lab3_mlp_backprop"
+    release = nbformat.read(str(RELEASE / aid / ASSIGNMENTS[aid]), as_version=4)
+    sub = nbformat.read(str(RELEASE / aid / ASSIGNMENTS[aid]), as_version=4)
+    cell = next(c for c in sub.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "backward")
+    cell.source = ("def backward(params, outputs, Y):\n    with torch.enable_grad():\n"
+                   "        return {k: torch.autograd.grad(outputs['yhat'].sum(), v)[0] for k, v in params.items()}\n")
+    return aid, release, sub, cell.source
+
+
+def test_a_scan_finding_is_advice_by_default_and_the_code_runs(tmp_path):
+    aid, release, sub, source = _autograd_submission()
+    path, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(sub, str(path))
+    result = precheck.check(path, release, out, assignment=aid)
+    graded = nbformat.read(str(out), as_version=4)
+    cell = next(c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "backward")
+    assert cell.source == source                       # runs as written
+    assert {f.rule for f in result.findings} == {"autograd"} and result.policy == {}
+    assert any(n.startswith("advice (not scored)") and "line 2" in n for n in result.notes), result.notes
+
+
+def test_policy_zero_stubs_the_flagged_exercise_and_marks_its_grade_cells(tmp_path):
+    aid, release, sub, source = _autograd_submission()
+    path, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(sub, str(path))
+    result = precheck.check(path, release, out, assignment=aid, policy_zero=True)
+    graded = nbformat.read(str(out), as_version=4)
+    cell = next(c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "backward")
+    assert "raise NotImplementedError()" in cell.source and "it was not run" in cell.source
+    assert set(result.policy) >= {"test_backward_output_layer", "test_backward_batch"}
