@@ -221,3 +221,76 @@ def test_the_untouched_stub_is_told_to_write_the_check():
 def test_a_check_returning_a_tensor_is_told_to_return_a_bool():
     score, message = grade("def check_LinearFunction(candidate):\n    return torch.tensor(True)\n")
     assert score is None and "(diagnosis: wrong_return)" in message
+
+
+_PROBE_CANDIDATE = '''
+import torch
+
+def observe(cls):
+    """What a check can see of a candidate: values, gradients, grad_output afterwards, gradcheck, gradgradcheck."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    go = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    seen = []
+    for args in [(x, W, b), (x, W, None), (x, W), (x.detach(), W, b)]:
+        y = cls.apply(*args)
+        kept = go.clone()
+        try:
+            grads = torch.autograd.grad(y, [a for a in args if a is not None and a.requires_grad], kept)
+            seen.append([y.tolist(), [t.tolist() for t in grads], kept.tolist()])
+        except Exception as exc:
+            seen.append([y.tolist(), type(exc).__name__])
+    for check in (torch.autograd.gradcheck, torch.autograd.gradgradcheck):
+        try:
+            seen.append(check(cls.apply, (x, W, b), raise_exception=False))
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+    return seen
+'''
+
+_BUILD_CANDIDATES = '''
+import torch
+from backproplab import linear_hunt
+
+
+def fw(x, W, b):
+    return x @ W.T if b is None else x @ W.T + b
+
+
+def bw(x, W, b, g, need):
+    return g @ W if need[0] else None, g.T @ x, g.sum(0) if b is not None else None
+
+
+def bw_transposes(x, W, b, g, need):
+    return {"grads": (g @ W, g.T @ x, g.sum(0) if b is not None else None), "grad_output": g.t()}
+
+
+def bw_raises(x, W, b, g, need):
+    return g @ W, g.T @ (x, W), None
+
+
+seen = {name: observe(linear_hunt.candidate(fw, backward)) for name, backward in
+        [("right", bw), ("transposes", bw_transposes), ("raises", bw_raises)]}
+seen["planted"] = {tag: observe(bug) for tag, bug in linear_hunt.planted_bugs().items()}
+'''
+
+
+def test_candidates_behave_the_same_on_the_desk_and_through_the_judge():
+    """The bug hunt's candidates (built from plain functions, or planted) look the same to a check, whether
+    the check runs with them in one process or in the student's kernel with the functions called back."""
+    from backproplab_autograder.judge import Session, local_channel
+
+    desk: dict = {"__name__": "__main__"}
+    exec(_PROBE_CANDIDATE, desk)
+    exec(_BUILD_CANDIDATES, desk)
+    worker: dict = {"__name__": "__main__"}
+    exec(_PROBE_CANDIDATE, worker)
+    session = Session(local_channel(worker))
+    verdict = session.run(_BUILD_CANDIDATES + "\nprint(repr(seen))")
+    assert verdict.passed, verdict.evalue
+    assert verdict.outputs[0]["text"].strip() == repr(desk["seen"])
+    assert desk["seen"]["right"][4:] == [True, True]  # gradgradcheck through the call back, too
+    assert torch.tensor(desk["seen"]["transposes"][0][2]).shape == (4, 3)  # the caller's grad_output, transposed
+    assert desk["seen"]["raises"][0][1] == "TypeError"

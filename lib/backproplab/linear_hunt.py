@@ -205,22 +205,38 @@ def candidate(forward: Callable, backward: Callable, name: str = "LinearFunction
     ``grad_output`` in place: the caller's tensor then holds ``t``. The class is built where the
     student's check runs; in the grader the two functions stay in the judge and are called back
     (``backward`` differentiably when the check asks for ``create_graph``)."""
-    flat = None
-    if _judging():
-        def flat(x, W, b, grad_output, needs):  # the gradients in one tensor, for a differentiable call back
-            out = backward(x, W, b, grad_output, needs)
-            grads = out["grads"] if isinstance(out, dict) else out
-            parts = [g.reshape(-1) for g in (grads if isinstance(grads, (tuple, list)) else (grads,))
-                     if isinstance(g, torch.Tensor)]
-            return torch.cat(parts) if parts else torch.zeros(0, dtype=grad_output.dtype)
-    return _candidate(forward, backward, flat, name)
+    if not _judging():
+        return _candidate(forward, backward, None, name, False)
+
+    # In the judge: the two functions are called back with their tensors packed in a list (a plain call,
+    # which may answer a tuple or a dict), and the gradients once more as one tensor when the check
+    # differentiates the backward itself (create_graph), through a call back autograd can differentiate.
+    def packed_forward(args):
+        return forward(*args)
+
+    def packed_backward(args, needs):
+        return backward(*args, needs)
+
+    def flat(x, W, b, grad_output, needs):
+        out = backward(x, W, b, grad_output, needs)
+        grads = out["grads"] if isinstance(out, dict) else out
+        parts = [g.reshape(-1) for g in (grads if isinstance(grads, (tuple, list)) else (grads,))
+                 if isinstance(g, torch.Tensor)]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=grad_output.dtype)
+
+    return _candidate(packed_forward, packed_backward, flat, name, True)
 
 
 @_probe
-def _candidate(forward: Callable, backward: Callable, flat: Callable | None, name: str) -> type:
+def _candidate(forward: Callable, backward: Callable, flat: Callable | None, name: str, packed: bool) -> type:
+    def call(fn, args, *extra):
+        if packed:  # the judge's function: plain tensors, no graph, in one list
+            return fn([t.detach() if isinstance(t, torch.Tensor) else t for t in args], *extra)
+        return fn(*args, *extra)
+
     def forward_(ctx, x, W, b=None):
         ctx.args = (x, W, b)
-        return forward(x, W, b)
+        return call(forward, (x, W, b))
 
     def backward_(ctx, grad_output):
         x, W, b = ctx.args
@@ -230,7 +246,7 @@ def _candidate(forward: Callable, backward: Callable, flat: Callable | None, nam
             isinstance(t, torch.Tensor) and t.requires_grad for t in args)
         if graph:
             args = tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in args)
-        out = backward(*args, needs)
+        out = call(backward, args, needs)
         grads, new_value = (out.get("grads"), out.get("grad_output")) if isinstance(out, dict) else (out, None)
         single = not isinstance(grads, (tuple, list))
         grads = [grads] if single else list(grads)
