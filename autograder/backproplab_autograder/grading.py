@@ -38,7 +38,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import is_grade
 
-from . import feedback_page, policy, precheck, results, sandbox
+from . import feedback_page, forkserver, policy, precheck, results, sandbox
 from . import intake as intake_mod
 from .config import render_config
 from .course import ASSIGNMENTS, SOLUTIONS, tool_env
@@ -366,15 +366,20 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     log = []
 
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "backproplab_autograder.nbjob", str(course.config_dir or course.root),
-           job.assignment, job.student]
+    job_args = [str(course.config_dir or course.root), job.assignment, job.student]
     if not settings.feedback:
-        cmd.append("--no-feedback")
+        job_args.append("--no-feedback")
+    env[forkserver.LOG_DIR_VAR] = str(work)
     if check.ungradable:
         proc = _record_ungradable(course, job, notebook_id)
     else:
-        proc = _with_lock_retry(lambda: run_tool(cmd, course.root, env, timeout=timeout))
+        # a child of the slot's warm fork server (nbgrader, torch and the judge already imported)
+        proc = _with_lock_retry(lambda: forkserver.run_job(
+            slot, job_args, course.root, env, timeout,
+            fallback=lambda cmd, cwd, env_, t: run_tool(cmd, cwd, env_, timeout=t)))
     log.append(("autograde + generate_feedback", proc))
+    if not check.ungradable:
+        result["worker"] = "warm" if getattr(proc, "warm", False) else "fresh"
     result["nbgrader_seconds"] = round(time.perf_counter() - t0, 3)
     if uid is not None:
         sandbox.kill_uid(uid)
@@ -587,6 +592,7 @@ class Grader:
         finally:
             if bar is not None:
                 bar.close()
+            forkserver.shutdown()
             shutil.rmtree(settings.sandbox_root, ignore_errors=True)
             sandbox.release_uids(lease_fds)
         return done

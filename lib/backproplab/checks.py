@@ -550,6 +550,10 @@ def gradcheck(fn: Callable, inputs: tuple, name: str | None = None, **kwargs) ->
     Float32 inputs are refused up front: finite differences in float32 are too coarse for the
     default tolerances, so gradcheck would fail even for a correct backward.
     """
+    if remote.judging():  # graded: the function lives in the student's kernel (function_checks.gradcheck)
+        from . import function_checks
+
+        return function_checks.gradcheck(fn, inputs, name=name, **kwargs)
     label = name or getattr(fn, "__name__", None) or getattr(fn, "__qualname__", "function")
     for i, x in enumerate(inputs):
         if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64:

@@ -92,6 +92,8 @@ def encode(obj: Any, ref: Callable[[Any], dict] | None = None, depth: int = 0,
         return obj if abs(obj) < 2**63 else {"t": "bigint", "v": str(obj)}
     if type(obj) is float:
         return _number(obj)
+    if ref is not None and getattr(type(obj), "_bpl_remote", False):  # a stand-in: its reference, never a copy
+        return ref(obj)
     if isinstance(obj, torch.Tensor) and tensor is not None:
         return tensor(obj)
     if isinstance(obj, torch.Tensor) and (ref is None or not _keep_as_ref(obj)):
@@ -235,6 +237,7 @@ def _no_constant(name: str) -> Any:
 # -- functions of this library that run in the worker ----------------------------------------------
 
 _ACTIVE: list[Any] = []       # the judge's channel while a grade cell is being judged (judge side only)
+_SERVING: list[dict] = []     # the namespace of the request the worker is answering (worker side only)
 _WORKER_SIDE: dict[str, Callable] = {}
 
 
@@ -249,7 +252,7 @@ def worker_side(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if _ACTIVE:
+        if _ACTIVE and not _SERVING:  # in the judge (a worker-side function calling another runs in place)
             return _ACTIVE[-1].call_worker_side(key, args, kwargs)
         return fn(*args, **kwargs)
 
@@ -266,6 +269,11 @@ def plain(obj: Any) -> Any:
     if type(obj) in (list, tuple):
         return type(obj)(plain(x) for x in obj)
     return obj
+
+
+def worker_namespace() -> dict:
+    """The student's namespace, for a worker-side function answering a request (else the kernel's)."""
+    return _SERVING[-1] if _SERVING else _namespace()
 
 
 def judging() -> bool:
@@ -434,11 +442,21 @@ class _Callback:
         return decode(answer.get("ok"), self.worker.resolve)
 
     def __call__(self, *args, **kwargs):
-        if any(isinstance(a, torch.Tensor) for a in args):  # differentiable, and vmap-able (see _Differentiable)
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if any(_wrapped(a) for a in tensors) or (torch.is_grad_enabled() and any(a.requires_grad for a in tensors)):
+            # differentiated, or under a torch.func transform: through _Differentiable
             slots = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
             out = _Differentiable.apply(self, args, kwargs, slots, *[args[i] for i in slots])
             return out
         return self._send(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args), kwargs)
+
+
+def _wrapped(t: torch.Tensor) -> bool:
+    """A tensor of a torch.func transform (vmap's batched tensor, grad's tracking tensor)."""
+    try:
+        return bool(torch._C._functorch.is_functorch_wrapped_tensor(t))
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class _Differentiable(torch.autograd.Function):
@@ -554,6 +572,7 @@ def handle(text: str, namespace: dict | None = None, callback: Callable[[str], s
     ns = _namespace() if namespace is None else namespace
     previous = worker.callback
     worker.callback = callback or _kernel_callback
+    _SERVING.append(ns)
     try:
         request = loads(text)
         result = _serve(worker, ns, request)
@@ -565,6 +584,7 @@ def handle(text: str, namespace: dict | None = None, callback: Callable[[str], s
             answer = {"error": {"type": _type_name(exc), "message": _safe_str(exc)}}
     finally:
         worker.callback = previous
+        _SERVING.pop()
     try:
         answer["tensors"] = worker.changes()
         return json.dumps(answer)
