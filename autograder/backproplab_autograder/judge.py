@@ -244,7 +244,7 @@ class Judge:
         self.proxies: dict[int, RemoteObject] = {}
         self.callbacks: dict[int, Callable] = {}
         self.callback_ids: dict[int, int] = {}
-        self.mirrors: dict[int, torch.Tensor | torch.Generator] = {}
+        self.mirrors: dict[int, Any] = {}
         self.mirror_ids: dict[int, int] = {}
         self.deadlines: list[tuple[float, str | None]] = []
         self.in_callback = False
@@ -252,7 +252,16 @@ class Judge:
 
     # -- encoding ------------------------------------------------------------------------------------
     def encode(self, obj: Any) -> Any:
-        return remote.encode(obj, self._ref, tensor=self._tensor)
+        return remote.encode(obj, self._ref, tensor=self._tensor, mirror=self._mirror_dict)
+
+    def _mirror_dict(self, d: dict) -> int:
+        key = id(d)
+        number = self.mirror_ids.get(key)
+        if number is None or self.mirrors.get(number) is not d:
+            number = len(self.mirrors) + 1
+            self.mirrors[number] = d
+            self.mirror_ids[key] = number
+        return number
 
     def _ref(self, obj: Any) -> dict:
         if isinstance(obj, RemoteObject):
@@ -355,6 +364,14 @@ class Judge:
             tensor = self.mirrors.get(int(key)) if str(key).isdigit() else None
             if tensor is None or type(change) is not dict:
                 continue
+            if isinstance(tensor, dict):  # entries the student's code set or removed in the judge's dict
+                update = change.get("dict")
+                if type(update) is dict:
+                    for k, v in (update.get("set") or {}).items():
+                        tensor[str(k)] = remote.decode(v, self._resolve)
+                    for k in update.get("del") or []:
+                        tensor.pop(str(k), None)
+                continue
             if isinstance(tensor, torch.Generator):
                 if "generator" in change:
                     with contextlib.suppress(RuntimeError, WireError):
@@ -382,6 +399,8 @@ class Judge:
             args = remote.decode(req.get("args"), self._resolve)
             kwargs = remote.decode(req.get("kwargs"), self._resolve)
             self.in_callback = True
+            given = remote.tensors_in([args, kwargs]) if not order else []
+            before = [t.detach().clone() for t in given]
             try:
                 with torch.enable_grad() if order else contextlib.nullcontext():
                     result = _derivative(fn, order)(*(_leaves(args) if order else args), **kwargs)
@@ -389,7 +408,12 @@ class Judge:
                     result = result.detach()
             finally:
                 self.in_callback = False
-            return json.dumps({"ok": remote.encode(result, self._ref)})
+            answer: dict[str, Any] = {"ok": remote.encode(result, self._ref)}
+            changed = {str(i): remote._tensor(t) for i, (t, b) in enumerate(zip(given, before, strict=True))
+                       if t.shape == b.shape and not torch.equal(t.detach(), b)}
+            if changed:  # in-place updates of the arguments, as the student's code would see them on the desk
+                answer["changed"] = changed
+            return json.dumps(answer)
         except WorkerFault:
             raise
         except BaseException as exc:  # noqa: BLE001 - the student's code sees the test function's error
@@ -490,9 +514,16 @@ class Namespace(dict):
             value = self.judge.get(name)
         except NameError:
             raise KeyError(name) from None
-        self[name] = value
+        dict.__setitem__(self, name, value)
         self.fetched.add(name)
         return value
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        """A grade cell that rebinds one of the student's names (``softmax = torch.softmax`` while it checks
+        ``forward`` alone, then the student's back) rebinds it where the student's code reads it, as on the desk."""
+        dict.__setitem__(self, name, value)
+        if name in self.fetched:
+            self.judge.request({"op": "setglobal", "name": name, "value": self.judge.encode(value)})
 
 
 def _strip_magics(source: str) -> str:

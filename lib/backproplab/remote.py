@@ -80,7 +80,8 @@ def _number(x: float) -> Any:
 
 
 def encode(obj: Any, ref: Callable[[Any], dict] | None = None, depth: int = 0,
-           tensor: Callable[[torch.Tensor], dict] | None = None) -> Any:
+           tensor: Callable[[torch.Tensor], dict] | None = None,
+           mirror: Callable[[dict], int] | None = None) -> Any:
     """``obj`` as plain JSON-able data. ``ref(obj)`` names objects that cannot travel by value (the
     worker's references, the judge's callbacks); without it such an object is a :class:`WireError`.
     ``tensor(t)``, if given, encodes every tensor (the judge adds its own bookkeeping)."""
@@ -104,10 +105,13 @@ def encode(obj: Any, ref: Callable[[Any], dict] | None = None, depth: int = 0,
     if type(obj) in (list, tuple):
         if len(obj) > MAX_ITEMS:
             raise WireError("the list is too long")
-        items = [encode(x, ref, depth + 1, tensor) for x in obj]
+        items = [encode(x, ref, depth + 1, tensor, mirror) for x in obj]
         return items if type(obj) is list else {"t": "tuple", "v": items}
     if type(obj) is dict and all(type(k) is str for k in obj):
-        return {"t": "dict", "v": {k: encode(v, ref, depth + 1, tensor) for k, v in obj.items()}}
+        out = {"t": "dict", "v": {k: encode(v, ref, depth + 1, tensor, mirror) for k, v in obj.items()}}
+        if mirror is not None:  # the judge's dict: entries the student's code replaces come back
+            out["mirror"] = mirror(obj)
+        return out
     if isinstance(obj, torch.dtype) and obj in DTYPE_NAMES:
         return {"t": "dtype", "v": DTYPE_NAMES[obj]}
     if isinstance(obj, torch.Size):
@@ -165,7 +169,10 @@ def decode(data: Any, resolve: Callable[[dict], Any] | None = None, depth: int =
         items = data.get("v")
         if type(items) is not dict or len(items) > MAX_ITEMS:
             raise WireError("a dict in a message is malformed")
-        return {str(k): decode(v, resolve, depth + 1) for k, v in items.items()}
+        value = {str(k): decode(v, resolve, depth + 1) for k, v in items.items()}
+        if "mirror" in data and resolve is not None:
+            return resolve({"t": "dictmirror", "mirror": data["mirror"], "value": value})
+        return value
     if kind == "float":
         v = data.get("v")
         if v not in ("nan", "inf", "-inf"):
@@ -295,6 +302,8 @@ class _Worker:
         self.snapshots: dict[int, torch.Tensor] = {}        # its value when this request received it
         self.reported: dict[int, Any] = {}                  # the .grad last reported for mirror k
         self.generators: dict[int, torch.Generator] = {}
+        self.dicts: dict[int, dict] = {}
+        self.dict_snapshots: dict[int, dict[str, int]] = {}
         self.generator_states: dict[int, torch.Tensor] = {}
 
     def ref(self, obj: Any) -> dict:
@@ -320,6 +329,14 @@ class _Worker:
             return self._mirror(data)
         if kind == "generator":
             return self._generator(data)
+        if kind == "dictmirror":
+            number = data.get("mirror")
+            if type(number) is not int:
+                raise WireError("malformed dict")
+            value = data["value"]
+            self.dicts[number] = value
+            self.dict_snapshots[number] = {k: id(v) for k, v in value.items()}
+            return value
         number = data.get("id")
         if kind == "ref":
             if type(number) is not int or number not in self.objects:
@@ -383,6 +400,15 @@ class _Worker:
             if not torch.equal(state, before):
                 out.setdefault(str(number), {})["generator"] = _tensor(state)
         self.generator_states.clear()
+        for number, before in self.dict_snapshots.items():
+            d = self.dicts.get(number)
+            if not isinstance(d, dict):
+                continue
+            changed = {k: encode(v, self.ref) for k, v in d.items() if type(k) is str and before.get(k) != id(v)}
+            gone = [k for k in before if k not in d]
+            if changed or gone:
+                out.setdefault(str(number), {})["dict"] = {"set": changed, "del": gone}
+        self.dict_snapshots.clear()
         return out
 
     def release(self) -> None:
@@ -393,6 +419,8 @@ class _Worker:
         self.reported.clear()
         self.generators.clear()
         self.generator_states.clear()
+        self.dicts.clear()
+        self.dict_snapshots.clear()
 
 
 def _grad_key(t: torch.Tensor) -> Any:
@@ -437,6 +465,15 @@ class _Callback:
         answer = loads(self.worker.callback(request))
         if type(answer) is not dict:
             raise WireError("malformed answer")
+        changed = answer.get("changed")
+        if type(changed) is dict:  # the test's function updated some of its tensor arguments in place
+            mine = tensors_in([list(args), dict(kwargs)])
+            for key, value in changed.items():
+                if str(key).isdigit() and int(key) < len(mine):
+                    new = _decode_tensor(value)
+                    if new.shape == mine[int(key)].shape:
+                        with torch.no_grad():
+                            mine[int(key)].copy_(new)
         if "error" in answer:
             raise _rebuild_error(answer["error"])
         return decode(answer.get("ok"), self.worker.resolve)
@@ -449,6 +486,24 @@ class _Callback:
             out = _Differentiable.apply(self, args, kwargs, slots, *[args[i] for i in slots])
             return out
         return self._send(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args), kwargs)
+
+
+def tensors_in(obj: Any, out: list | None = None, depth: int = 0) -> list:
+    """The tensors inside ``obj`` (lists, tuples, dict values), in a fixed order: both sides of a callback
+    walk its arguments the same way, so an index names the same tensor on both."""
+    out = [] if out is None else out
+    if depth > MAX_DEPTH:
+        return out
+    if isinstance(obj, torch.Tensor) and not getattr(type(obj), "_bpl_remote", False):
+        if not _keep_as_ref(obj):  # a tensor in a graph travels as a reference: not one of these
+            out.append(obj)
+    elif type(obj) in (list, tuple):
+        for x in obj:
+            tensors_in(x, out, depth + 1)
+    elif type(obj) is dict:
+        for x in obj.values():
+            tensors_in(x, out, depth + 1)
+    return out
 
 
 def _wrapped(t: torch.Tensor) -> bool:
@@ -628,6 +683,12 @@ def _serve(worker: _Worker, ns: dict, req: Any) -> Any:
             if name not in ns:
                 raise NameError(f"name {name!r} is not defined")
             return ns[name]
+        if op == "setglobal":
+            name = req.get("name")
+            if type(name) is not str or not name.isidentifier():
+                raise WireError("malformed request")
+            ns[name] = decode(req.get("value"), worker.resolve)
+            return None
         if op == "release":
             worker.release()
             return None
