@@ -105,6 +105,19 @@ def grad_of(loss_fn, w):
     (h,) = torch.autograd.grad(g.sum(), w)
     return g.detach(), h
 
+def replace_entry(params):
+    params["w"] = params["w"] * 2
+
+def apply_update(update, p):
+    update(p)
+    return p.clone()
+
+def uses_helper(x):
+    return helper(x) + 1
+
+def helper(x):
+    return x
+
 def loop_forever(x):
     while True:
         x = x + 1
@@ -156,6 +169,34 @@ x = torch.tensor([1.0, 2.0])
 scale_in_place(x, 3.0)
 assert torch.equal(x, torch.tensor([3.0, 6.0])), x
 ''')
+
+
+def test_what_the_students_code_does_to_the_judges_dicts_and_tensors_comes_back():
+    session, _ = _session()
+    _run(session, '''
+params = {"w": torch.tensor([1.0, 2.0])}
+original = params["w"]
+replace_entry(params)
+assert params["w"] is not original and torch.equal(params["w"], torch.tensor([2.0, 4.0])), params
+def step(p):                       # a test's function that updates its argument in place
+    p.sub_(1.0)
+seen = apply_update(step, torch.tensor([5.0]))
+assert torch.equal(seen, torch.tensor([4.0])), seen
+''')
+
+
+def test_a_grade_cell_that_rebinds_a_students_name_rebinds_it_where_the_students_code_reads_it():
+    session, worker = _session()
+    _run(session, '''
+saved = globals().get("helper")
+helper = lambda x: 10 * x          # the check swaps in its own helper, as on the desk
+try:
+    assert uses_helper(2) == 21
+finally:
+    helper = saved
+assert uses_helper(2) == 3
+''')
+    assert worker["uses_helper"](2) == 3
 
 
 def test_a_test_function_called_by_the_students_code_is_differentiable_to_second_order():
