@@ -548,3 +548,29 @@ def test_usual_dag_forward_mistakes_fail(source):
 def test_usual_dual_function_mistakes_fail(old, new):
     outcome = run("test_Dual_functions", Dual=mutate("Dual", old, new))
     assert not outcome.passed and "(diagnosis: " in outcome.message, outcome.message
+
+
+def _idiomatic_value() -> str:
+    """The reference Value written with the idioms the old deny-list scan zeroed (issue 14): ``self.__class__``,
+    ``self.__add__``, ``getattr(math, name)``, the cycle collector paused during the sweep."""
+    src = solution("Value").replace("Value._lift(other)", "self.__class__._lift(other)")
+    src = src.replace("    def __radd__(self, other):  # other + self, when other is a plain number\n        return self + other\n",
+                      "    def __radd__(self, other):  # other + self, when other is a plain number\n"
+                      "        return self.__add__(other)\n")
+    src = src.replace("out = Value(math.exp(self.data), (self,), \"exp\")",
+                      "out = self.__class__(getattr(math, \"exp\")(self.data), (self,), \"exp\")")
+    src = src.replace("        order = topological_order(self)\n",
+                      "        import gc\n        collecting = gc.isenabled()\n        gc.disable()\n"
+                      "        order = topological_order(self)\n")
+    src = src.replace("        for node in reversed(order):\n            node._backward()\n",
+                      "        for node in reversed(order):\n            node._backward()\n"
+                      "        if collecting:\n            gc.enable()\n")
+    assert src.count("self.__class__") >= 3 and "getattr(math" in src and "gc.disable()" in src
+    assert "return self.__add__(other)" in src
+    return src
+
+
+@pytest.mark.parametrize("grade_id", OP_CELLS + SWEEP_CELLS)
+def test_value_written_with_dunder_and_getattr_idioms_keeps_full_marks(grade_id):
+    outcome = run(grade_id, Value=_idiomatic_value())
+    assert outcome, outcome.message
