@@ -256,6 +256,11 @@ RULE_BREAKERS = ("autograd_inside_backward", "torch_grad_captured")
 MASKED = ("reference_helper",)
 # attacks that run inside the student's own code: a wrong answer whatever they print or raise
 LEAKERS = ("history_print", "exception_stack", "read_hidden_tests", "frame_peek")
+# attacks that break the student's own process (torch or builtins replaced, a mode or an input transformer
+# left active): the judge's checks are untouched, so they can only cost the student the exercises whose
+# own code relies on what they broke (a check_backward whose allclose always agrees, say)
+SELF_HARM = ("torch_allclose", "numpy_allclose", "function_mode", "dispatch_mode", "transformer_in_solution",
+             "shadow_builtin", "tensor_subclass", "eq_object")
 # an attack in a cell that is not an exercise (added by the student, or a lesson cell rewritten):
 # never run, so the student is graded exactly as honest_wrong
 EXTRA_CELL_ATTACKS = {
@@ -423,7 +428,10 @@ def test_hostile_student_scores_exactly_like_the_honest_wrong_answer(lab3, attac
         assert "reference helper of the course" in got["test_backward_batch"]["message"]
         return
     honest = cells["honest_wrong"]
-    if attack in ("eq_object", *LEAKERS):  # worse wrong answers: their own train_mlp cannot train
+    if attack in SELF_HARM:  # never more than the honest wrong answer, cell by cell
+        assert all(v <= _scores(honest)[g] for g, v in _scores(got).items()), \
+            {g: (v, _scores(honest)[g]) for g, v in _scores(got).items() if v > _scores(honest)[g]}
+    elif attack in LEAKERS:  # worse wrong answers: their own train_mlp cannot train
         diff = {g for g, v in _scores(got).items() if v != _scores(honest)[g]}
         assert diff <= {"test_train_mlp"} and all(v <= _scores(honest)[g] for g, v in _scores(got).items())
     else:

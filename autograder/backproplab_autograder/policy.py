@@ -268,6 +268,11 @@ _STRING_RE = __import__("re").compile("|".join(__import__("re").escape(w) for w 
 _DUNDER_OK = {"__init__", "__name__", "__doc__", "__qualname__", "__len__", "__call__", "__repr__", "__str__",
               "__getitem__", "__iter__", "__next__", "__enter__", "__exit__", "__module__", "__annotations__",
               "__file__"}
+# operator methods (an engine's ``__radd__`` returning ``self.__add__(other)``): ordinary code (issue 14)
+_DUNDER_OK |= {f"__{op}__" for op in (
+    "add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", "floordiv", "rfloordiv", "mod", "rmod",
+    "pow", "rpow", "matmul", "rmatmul", "neg", "pos", "abs", "lt", "le", "gt", "ge", "eq", "ne", "hash", "bool",
+    "float", "int", "index", "contains", "setitem", "format", "and", "or", "xor", "invert")}
 
 
 def _chain(node: ast.AST) -> list[str] | None:
@@ -341,7 +346,8 @@ def _tamper_nodes(tree: ast.AST, imported: dict[str, str], protected: set[str]) 
                 found.append((node, TAMPER_WORDS[node.attr]))
             elif node.attr.startswith("__") and node.attr.endswith("__") and node.attr not in _DUNDER_OK \
                     and not (isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
-                             and node.value.func.id == "super"):
+                             and node.value.func.id == "super") \
+                    and not (node.attr == "__class__" and isinstance(node.value, ast.Name) and node.value.id == "self"):
                 found.append((node, f"the special attribute {node.attr}"))
             else:
                 chain = _chain(node)
