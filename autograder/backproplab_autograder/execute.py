@@ -395,6 +395,12 @@ class SandboxedExecute(Execute):
             procs = len(sandbox.uid_pids(self.uid)) if self.uid is not None else 1
             if self.group is not None:
                 procs = max(procs, len(self.group.pids()))
+            after = self._observe()
+            if not self._capped and (after.grew(before, "oom_kill") or after.grew(before, "memory_max_hits")):
+                # observed: the job hit its memory limit during the cell (a process killed or stalled there)
+                reason, ename = "out_of_memory", "OutOfMemory"
+                msg = (f"this cell reached the job's memory limit ({self.limits.memory_mib} MiB) and stopped "
+                       f"making progress; it was stopped after {self.timeout} s (out_of_memory)")
             if procs >= min(16, max(2, self.limits.processes // 2)):
                 reason, ename = "policy", "ProcessLimit"
                 msg = (f"this cell started {procs} processes (limit {self.limits.processes}) and did not "
@@ -471,6 +477,15 @@ class SandboxedExecute(Execute):
         cell.outputs = outputs
         cell.execution_count = None
         self.scores[meta.get("grade_id", "")] = score
+        self._close_client()
+
+    def _close_client(self) -> None:
+        """The judge's client lives for one grade cell: between grade cells the kernel runs the student's
+        cells with nbclient's own client only."""
+        if self._bkc is not None:
+            with _suppress():
+                self._bkc.stop_channels()
+        self._bkc, self._bkc_km = None, None
 
     def _client(self):
         """A blocking client of the current kernel, for the judge's requests (its own sockets)."""
@@ -558,6 +573,7 @@ class SandboxedExecute(Execute):
                         reply = msg
                         idle_deadline = monotonic() + 2.0  # the kernel's last output comes before its idle
         if self._probe_capped:
+            self._probe_capped = False  # said once; more printing in this cell is cut again
             raise judge_mod.WorkerFault("output_cap", f"your code printed more than {self.limits.output_bytes} "
                                         "bytes while the checks called it; the output was cut and the cell "
                                         "stopped (output_cap)")

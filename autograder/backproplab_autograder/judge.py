@@ -433,7 +433,7 @@ class Judge:
         self.callback_ids.clear()
         self.mirrors.clear()
         self.mirror_ids.clear()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception, WorkerFault):
             self.request({"op": "release"})
 
     # -- time --------------------------------------------------------------------------------------------
@@ -577,7 +577,7 @@ class Session:
                 try:
                     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                         exec(code, ns)  # noqa: S102 - the instructor's own code, in the judge
-                except Exception:  # noqa: BLE001, S112 - a name that cannot be made here is looked up in the kernel
+                except (Exception, WorkerFault):  # noqa: BLE001, S112 - a name that cannot be made here is looked up in the kernel
                     continue
         finally:
             remote._ACTIVE.pop()

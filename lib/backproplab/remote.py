@@ -26,10 +26,9 @@ import importlib
 import json
 import math
 import operator
+import sys
 from collections.abc import Callable
 from typing import Any
-
-import torch
 
 MAX_TEXT = 64 * 1024 * 1024          # bytes of one request or answer
 MAX_ELEMENTS = 16 * 1024 * 1024      # elements of one tensor
@@ -37,12 +36,66 @@ MAX_DEPTH = 32                       # nesting of lists and dicts
 MAX_ITEMS = 1_000_000                # items of one list or dict
 MAX_STRING = 1024 * 1024             # characters of one string
 
-DTYPES = {
-    "float64": torch.float64, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-    "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8,
-    "bool": torch.bool, "complex64": torch.complex64, "complex128": torch.complex128,
-}
-DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+
+class _LazyTorch:
+    """torch, imported on first use: a notebook that never imported torch (the worker answers requests in
+    the student's process) does not get it (its memory, its address space) from the protocol."""
+
+    def __getattr__(self, name: str) -> Any:
+        import torch as module
+
+        _capture(module)
+        globals()["torch"] = module
+        return getattr(module, name)
+
+
+torch: Any = sys.modules.get("torch") or _LazyTorch()
+
+
+def _torch_loaded() -> bool:
+    return "torch" in sys.modules
+
+
+_ORIGINAL: dict[str, Any] = {}
+
+
+def _capture(module: Any) -> None:
+    """torch's own functions as they were when the course library first saw torch (in a lab, the import
+    block, before any student cell): the protocol's comparisons never go through what a student replaced."""
+    if not _ORIGINAL:
+        _ORIGINAL.update(equal=module.equal, detach=module.Tensor.detach, clone=module.Tensor.clone)
+
+
+def _equal(a, b) -> bool:
+    return _ORIGINAL["equal"](a, b) if _ORIGINAL else torch.equal(a, b)
+
+
+def _detach(t):
+    return _ORIGINAL["detach"](t) if _ORIGINAL else t.detach()
+
+
+def _clone(t):
+    return _ORIGINAL["clone"](t) if _ORIGINAL else t.clone()
+
+
+if _torch_loaded():
+    _capture(sys.modules["torch"])
+
+_DTYPES: dict[str, Any] = {}
+
+
+def dtypes() -> dict[str, Any]:
+    if not _DTYPES:
+        _DTYPES.update({
+            "float64": torch.float64, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+            "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8,
+            "uint8": torch.uint8, "bool": torch.bool, "complex64": torch.complex64, "complex128": torch.complex128})
+    return _DTYPES
+
+
+def dtype_names() -> dict[Any, str]:
+    return {v: k for k, v in dtypes().items()}
+
 
 OPERATORS = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "truediv": operator.truediv,
@@ -52,13 +105,6 @@ OPERATORS = {
     "ne": operator.ne, "getitem": operator.getitem, "contains": operator.contains,
     "and": operator.and_, "or": operator.or_, "xor": operator.xor,
 }
-
-
-# torch's own functions as they were when the kernel imported the course library (before any student
-# cell): the protocol's comparisons do not go through what a student's code replaced later
-_equal = torch.equal
-_detach = torch.Tensor.detach
-_clone = torch.Tensor.clone
 
 
 class WireError(ValueError):
@@ -71,13 +117,13 @@ def _tensor(t: torch.Tensor) -> dict:
     t = t.detach()
     if t.layout != torch.strided or t.is_quantized:
         t = t.to_dense() if t.layout != torch.strided else t.dequantize()
-    if t.dtype not in DTYPE_NAMES:
+    if t.dtype not in dtype_names():
         raise WireError(f"cannot send a tensor of dtype {t.dtype}")
     if t.numel() > MAX_ELEMENTS:
         raise WireError(f"a tensor of {t.numel()} elements is larger than the limit ({MAX_ELEMENTS})")
     plain = torch.Tensor._make_subclass(torch.Tensor, t) if type(t) is not torch.Tensor else t
     raw = plain.cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes() if plain.numel() else b""
-    return {"t": "tensor", "dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape), "data": base64.b64encode(raw).decode()}
+    return {"t": "tensor", "dtype": dtype_names()[t.dtype], "shape": list(t.shape), "data": base64.b64encode(raw).decode()}
 
 
 def _number(x: float) -> Any:
@@ -102,9 +148,10 @@ def encode(obj: Any, ref: Callable[[Any], dict] | None = None, depth: int = 0,
         return _number(obj)
     if ref is not None and getattr(type(obj), "_bpl_remote", False):  # a stand-in: its reference, never a copy
         return ref(obj)
-    if isinstance(obj, torch.Tensor) and tensor is not None:
+    loaded = _torch_loaded()  # no torch imported: no tensor, dtype or size can exist
+    if loaded and isinstance(obj, torch.Tensor) and tensor is not None:
         return tensor(obj)
-    if isinstance(obj, torch.Tensor) and (ref is None or not _keep_as_ref(obj)):
+    if loaded and isinstance(obj, torch.Tensor) and (ref is None or not _keep_as_ref(obj)):
         out = _tensor(obj)
         if obj.requires_grad:
             out["requires_grad"] = True
@@ -119,9 +166,9 @@ def encode(obj: Any, ref: Callable[[Any], dict] | None = None, depth: int = 0,
         if mirror is not None:  # the judge's dict: entries the student's code replaces come back
             out["mirror"] = mirror(obj)
         return out
-    if isinstance(obj, torch.dtype) and obj in DTYPE_NAMES:
-        return {"t": "dtype", "v": DTYPE_NAMES[obj]}
-    if isinstance(obj, torch.Size):
+    if loaded and isinstance(obj, torch.dtype) and obj in dtype_names():
+        return {"t": "dtype", "v": dtype_names()[obj]}
+    if loaded and isinstance(obj, torch.Size):
         return {"t": "size", "v": [int(x) for x in obj]}
     if isinstance(obj, slice):
         return {"t": "slice", "v": [encode(obj.start, ref, depth + 1), encode(obj.stop, ref, depth + 1),
@@ -191,9 +238,9 @@ def decode(data: Any, resolve: Callable[[dict], Any] | None = None, depth: int =
             raise WireError("an integer in a message is malformed")
         return int(text)
     if kind == "dtype":
-        if data.get("v") not in DTYPES:
+        if data.get("v") not in dtypes():
             raise WireError("unknown dtype in a message")
-        return DTYPES[data["v"]]
+        return dtypes()[data["v"]]
     if kind == "slice":
         parts = _list(data.get("v"))
         if len(parts) != 3:
@@ -217,7 +264,7 @@ def _list(v: Any) -> list:
 def _decode_tensor(data: Any) -> torch.Tensor:
     if type(data) is not dict or data.get("t") != "tensor":
         raise WireError("a tensor in a message is malformed")
-    dtype = DTYPES.get(data.get("dtype"))
+    dtype = dtypes().get(data.get("dtype"))
     shape = data.get("shape")
     text = data.get("data")
     if dtype is None or type(shape) is not list or not all(type(s) is int and 0 <= s for s in shape) \
@@ -323,7 +370,7 @@ class _Worker:
             self.ids[key] = number
         out = {"t": "ref", "id": number, "type": _type_name(obj), "callable": callable(obj),
                "is_class": isinstance(obj, type), "class": _class_path(obj)}
-        if isinstance(obj, torch.Tensor):
+        if _torch_loaded() and isinstance(obj, torch.Tensor):
             try:
                 out["value"] = _tensor(obj)
             except (WireError, RuntimeError):
@@ -486,12 +533,14 @@ class _Callback:
         return decode(answer.get("ok"), self.worker.resolve)
 
     def __call__(self, *args, **kwargs):
-        tensors = [a for a in args if isinstance(a, torch.Tensor)]
-        if any(_wrapped(a) for a in tensors) or (torch.is_grad_enabled() and any(a.requires_grad for a in tensors)):
+        tensors = [a for a in args if isinstance(a, torch.Tensor)] if _torch_loaded() else []
+        if tensors and any(_wrapped(a) for a in tensors) or (tensors and torch.is_grad_enabled() and any(a.requires_grad for a in tensors)):
             # differentiated, or under a torch.func transform: through _Differentiable
             slots = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
-            out = _Differentiable.apply(self, args, kwargs, slots, *[args[i] for i in slots])
+            out = _differentiable_class().apply(self, args, kwargs, slots, *[args[i] for i in slots])
             return out
+        if not tensors:
+            return self._send(args, kwargs)
         return self._send(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args), kwargs)
 
 
@@ -501,7 +550,7 @@ def tensors_in(obj: Any, out: list | None = None, depth: int = 0) -> list:
     out = [] if out is None else out
     if depth > MAX_DEPTH:
         return out
-    if isinstance(obj, torch.Tensor) and not getattr(type(obj), "_bpl_remote", False):
+    if _torch_loaded() and isinstance(obj, torch.Tensor) and not getattr(type(obj), "_bpl_remote", False):
         if not _keep_as_ref(obj):  # a tensor in a graph travels as a reference: not one of these
             out.append(obj)
     elif type(obj) in (list, tuple):
@@ -521,59 +570,70 @@ def _wrapped(t: torch.Tensor) -> bool:
         return False
 
 
-class _Differentiable(torch.autograd.Function):
-    """A test's function, called by the student's code on tensors that require grad: the judge evaluates
-    it; backward asks the judge for the vector-Jacobian product (itself differentiable). Written in the
-    ``setup_context`` form with a ``vmap`` rule, so ``torch.func`` transforms (``grad``, ``vmap``) of the
-    student's code work through it too."""
+_DIFFERENTIABLE: list[type] = []
 
-    @staticmethod
-    def forward(cb, args, kwargs, slots, *tensors):
-        full = list(args)
-        for i, t in zip(slots, tensors, strict=True):
-            full[i] = t.detach()
-        out = cb._send(tuple(full), kwargs)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError("a test's function must return a tensor when it is differentiated")
-        return out.detach()
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        cb, args, kwargs, slots, *tensors = inputs
-        ctx.cb, ctx.args, ctx.kwargs, ctx.slots = cb, args, kwargs, slots
-        ctx.save_for_backward(*tensors)
+def _differentiable_class() -> type:
+    """The autograd Function wrapping a test's function (made on first use: torch may not be imported)."""
+    if _DIFFERENTIABLE:
+        return _DIFFERENTIABLE[0]
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        tensors = ctx.saved_tensors
-        full = list(ctx.args)
-        for i, t in zip(ctx.slots, tensors, strict=True):
-            full[i] = t
-        vjp = _Callback(ctx.cb.worker, ctx.cb.number, ctx.cb.order + 1)
-        if torch.is_grad_enabled():
-            flat = vjp(*full, grad_out, **ctx.kwargs)
-        else:
-            flat = vjp._send(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in (*full, grad_out)),
-                             ctx.kwargs)
-        # the judge answers the gradients of every tensor argument, flattened and concatenated
-        tensor_args = [a for a in (*full, grad_out) if isinstance(a, torch.Tensor)][: len(ctx.slots)]
-        sizes = [t.numel() for t in tensor_args]
-        if not isinstance(flat, torch.Tensor) or flat.numel() < sum(sizes):
-            raise RuntimeError("the test's function did not give a gradient for every input")
-        pieces = torch.split(flat.reshape(-1)[: sum(sizes)], sizes)
-        grads = [p.reshape(t.shape).to(t.dtype) for p, t in zip(pieces, tensor_args, strict=True)]
-        return (None, None, None, None, *grads)
+    class _Differentiable(torch.autograd.Function):
+        """A test's function, called by the student's code on tensors that require grad: the judge evaluates
+        it; backward asks the judge for the vector-Jacobian product (itself differentiable). Written in the
+        ``setup_context`` form with a ``vmap`` rule, so ``torch.func`` transforms (``grad``, ``vmap``) of the
+        student's code work through it too."""
 
-    @staticmethod
-    def vmap(info, in_dims, cb, args, kwargs, slots, *tensors):
-        """Under ``torch.vmap``: the judge's function is evaluated once per batch element."""
-        dims = in_dims[4:]
-        size = info.batch_size
-        outs = []
-        for b in range(size):
-            row = [t.select(d, b) if d is not None else t for t, d in zip(tensors, dims, strict=True)]
-            outs.append(_Differentiable.apply(cb, args, kwargs, slots, *row))
-        return torch.stack(outs), 0
+        @staticmethod
+        def forward(cb, args, kwargs, slots, *tensors):
+            full = list(args)
+            for i, t in zip(slots, tensors, strict=True):
+                full[i] = t.detach()
+            out = cb._send(tuple(full), kwargs)
+            if not isinstance(out, torch.Tensor):
+                raise TypeError("a test's function must return a tensor when it is differentiated")
+            return out.detach()
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            cb, args, kwargs, slots, *tensors = inputs
+            ctx.cb, ctx.args, ctx.kwargs, ctx.slots = cb, args, kwargs, slots
+            ctx.save_for_backward(*tensors)
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            tensors = ctx.saved_tensors
+            full = list(ctx.args)
+            for i, t in zip(ctx.slots, tensors, strict=True):
+                full[i] = t
+            vjp = _Callback(ctx.cb.worker, ctx.cb.number, ctx.cb.order + 1)
+            if torch.is_grad_enabled():
+                flat = vjp(*full, grad_out, **ctx.kwargs)
+            else:
+                flat = vjp._send(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in (*full, grad_out)),
+                                 ctx.kwargs)
+            # the judge answers the gradients of every tensor argument, flattened and concatenated
+            tensor_args = [a for a in (*full, grad_out) if isinstance(a, torch.Tensor)][: len(ctx.slots)]
+            sizes = [t.numel() for t in tensor_args]
+            if not isinstance(flat, torch.Tensor) or flat.numel() < sum(sizes):
+                raise RuntimeError("the test's function did not give a gradient for every input")
+            pieces = torch.split(flat.reshape(-1)[: sum(sizes)], sizes)
+            grads = [p.reshape(t.shape).to(t.dtype) for p, t in zip(pieces, tensor_args, strict=True)]
+            return (None, None, None, None, *grads)
+
+        @staticmethod
+        def vmap(info, in_dims, cb, args, kwargs, slots, *tensors):
+            """Under ``torch.vmap``: the judge's function is evaluated once per batch element."""
+            dims = in_dims[4:]
+            size = info.batch_size
+            outs = []
+            for b in range(size):
+                row = [t.select(d, b) if d is not None else t for t, d in zip(tensors, dims, strict=True)]
+                outs.append(_Differentiable.apply(cb, args, kwargs, slots, *row))
+            return torch.stack(outs), 0
+
+    _DIFFERENTIABLE.append(_Differentiable)
+    return _Differentiable
 
 
 _BUILTIN_ERRORS = {name: getattr(__builtins__, name, None) if not isinstance(__builtins__, dict)
@@ -692,7 +752,7 @@ def _serve(worker: _Worker, ns: dict, req: Any) -> Any:
         raise WireError("malformed request")
     op = req["op"]
     grad = req.get("grad_enabled")
-    with torch.set_grad_enabled(bool(grad)) if type(grad) is bool else _null():
+    with torch.set_grad_enabled(bool(grad)) if type(grad) is bool and _torch_loaded() else _null():
         if op == "get":
             name = req.get("name")
             if type(name) is not str:
