@@ -223,7 +223,9 @@ TAMPER_WORDS: dict[str, str] = {
     "__bases__": "class internals", "__mro__": "class internals", "__setattr__": "__setattr__",
     "__delattr__": "__delattr__", "__wrapped__": "a wrapped function", "__defaults__": "a function's defaults",
     "__kwdefaults__": "a function's defaults", "FunctionType": "building functions", "CodeType": "building code",
-    "inspect": "the inspect module", "gc": "the garbage collector's object lists", "ctypes": "ctypes",
+    "inspect": "the inspect module", "get_objects": "the garbage collector's object lists",
+    "get_referrers": "the garbage collector's object lists", "get_referents": "the garbage collector's object lists",
+    "ctypes": "ctypes",
     "cffi": "cffi", "mmap": "mmap",
     # other processes, threads, signals
     "subprocess": "a subprocess", "multiprocessing": "other processes", "pty": "a pseudo-terminal",
