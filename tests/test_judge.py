@@ -293,3 +293,42 @@ def test_no_hidden_test_line_is_ever_sent_to_the_students_code(aid, monkeypatch)
     assert sent
     leaked = [line for line in hidden if line in everything]
     assert leaked == [], leaked[:5]
+
+
+# -- feedback: what a failure in a judged grade cell shows --------------------------------------------------
+
+
+def _feedback_of(source: str, student: str) -> str:
+    """The first line of the error a student's feedback shows for a judged grade cell."""
+    from backproplab_autograder.execute import FeedbackScrub
+    from nbformat import NotebookNode
+
+    session, _ = _session(STUDENT + student)
+    verdict = session.run(source)
+    assert not verdict.passed
+    cell = NotebookNode(cell_type="code", source=source, metadata={"nbgrader": {"grade": True, "grade_id": "t"}},
+                        outputs=[NotebookNode(output_type="error", ename=verdict.ename, evalue=verdict.evalue,
+                                              traceback=[f"Cell In[3], line {verdict.line}",
+                                                         f"{verdict.ename}: {verdict.evalue}"])])
+    FeedbackScrub().preprocess_cell(cell, {}, 0)
+    return next(o for o in cell.outputs if o.output_type == "error").evalue
+
+
+def test_a_public_check_that_times_out_is_named_not_shown_as_a_hidden_failure():
+    source = ('with checks.time_limit(0.5, "slow_square", "does it ever stop?"):\n'
+              '    checks.call(slow_square, 3.0)\n'
+              '### BEGIN HIDDEN TESTS\n'
+              'assert checks.call(slow_square, 2.0) == 4.0, "expected 4.0"\n'
+              '### END HIDDEN TESTS\n')
+    shown = _feedback_of(source, "\ndef slow_square(x):\n    while True:\n        pass\n")
+    assert "slow_square took longer than 0.5 s" in shown and "(diagnosis: timeout)" in shown, shown
+    assert "a hidden check failed" not in shown
+
+
+def test_a_failure_on_a_hidden_line_is_shown_without_its_expected_values():
+    source = ('assert checks.call(sloppy_square, 3.0) == 9.0\n'
+              '### BEGIN HIDDEN TESTS\n'
+              'checks.assert_python_float(checks.call(sloppy_square, 0.123), 0.015129, name="sloppy_square(0.123)")\n'
+              '### END HIDDEN TESTS\n')
+    shown = _feedback_of(source, "\ndef sloppy_square(x):\n    return round(x * x, 1)\n")
+    assert shown.startswith("a hidden check failed") and "0.015129" not in shown, shown
