@@ -121,6 +121,17 @@ def bench_grading(n: int) -> None:
                 times.append((time.perf_counter() - start) / count)
             per_jobs[jobs] = statistics.median(times)
             record("grading", f"backproplab-grade --jobs {jobs} ({count} notebooks)", times, "s/notebook")
+            if jobs == 2:
+                breakdown(out, f"--jobs {jobs}")
+        # what the warm workers save: the same run with every job in a fresh process
+        times = []
+        for i in range(n):
+            out = Path(tmp) / f"fresh-{i}"
+            start = time.perf_counter()
+            subprocess.run([str(exe), str(subs), "--out", str(out), "--jobs", "2"], check=True,
+                           capture_output=True, env={**_tool_env(), "BACKPROPLAB_FORKSERVER": "0"})
+            times.append((time.perf_counter() - start) / count)
+        record("grading", "every job in a fresh process (no warm worker), --jobs 2", times, "s/notebook")
         # the cost of the trust boundary: the same run with the grade cells executed in the student's
         # kernel (grader version 2's way, BACKPROPLAB_JUDGE=0; kept for this measurement only)
         times = []
@@ -131,6 +142,7 @@ def bench_grading(n: int) -> None:
                            capture_output=True, env={**_tool_env(), "BACKPROPLAB_JUDGE": "0"})
             times.append((time.perf_counter() - start) / count)
         record("grading", "grade cells in the student's kernel, --jobs 2 (before the judge)", times, "s/notebook")
+        breakdown(out, "grade cells in the kernel")
         record("grading", "cost of the judge: judged / in-kernel, --jobs 2", [per_jobs[2] / statistics.median(times)],
                "x")
         times = []
@@ -140,6 +152,34 @@ def bench_grading(n: int) -> None:
         plain = statistics.median(times)
         for jobs, t in per_jobs.items():
             record("grading", f"ratio plain / backproplab-grade --jobs {jobs}", [plain / t], "x")
+
+
+def breakdown(out: Path, label: str) -> None:
+    """Where one job's time went, median over the class (from each result's ``timing``)."""
+    timings, totals, processes = [], [], []
+    for path in sorted((out / "results").glob("*/*.json")):
+        res = json.loads(path.read_text())
+        if isinstance(res.get("timing"), dict):
+            timings.append(res["timing"])
+            totals.append(res.get("seconds", 0.0))
+            processes.append(res.get("nbgrader_seconds", 0.0))
+    if not timings:
+        record("grading", f"per-job breakdown ({label})", None, note="no timing in the results")
+        return
+    parts = [("kernel start (container, interpreter, kernel)", "kernel_start"),
+             ("student's cells in the kernel (import block, exercises)", "student_cells"),
+             ("grade cells in the judge (incl. its requests)", "grade_cells"),
+             ("nbgrader autograde in the job (all of the above + scoring)", "autograde"),
+             ("nbgrader feedback page", "feedback")]
+    for name, key in parts:
+        values = [t[key] for t in timings if isinstance(t.get(key), (int, float))]
+        if values:
+            record("grading", f"  per job, {name} ({label})", values, "s")
+    record("grading", f"  per job, the job process (fork to exit) ({label})", processes, "s")
+    record("grading", f"  per job, total incl. pre-check and results ({label})", totals, "s")
+    requests = [t.get("judge_requests", 0) for t in timings]
+    record("grading", f"  per job, requests from the judge to the kernel ({label})", [float(r) for r in requests],
+           "requests")
 
 
 def _tool_env() -> dict:

@@ -286,13 +286,21 @@ class SandboxedExecute(Execute):
         self._replayable: list[int] = []
         self._deadline = monotonic() + self.limits.notebook_timeout
         try:
+            self.timing = {"kernel_start": 0.0, "student_cells": 0.0, "grade_cells": 0.0, "judge_requests": 0}
+            started = monotonic()
             with self.setup_kernel(cwd=str(self.box)):
                 assert self.kc
                 info_msg = self.wait_for_reply(self.kc.kernel_info())
+                self.timing["kernel_start"] = round(monotonic() - started, 3)
                 if info_msg:
                     self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
                 for index, cell in enumerate(self.nb.cells):
+                    meta = cell.metadata.get("nbgrader", {})
+                    kind = "grade_cells" if meta.get("grade") and not meta.get("solution") else "student_cells"
+                    t0, requests = monotonic(), self.session.judge.requests
                     self._run_cell(cell, resources, index)
+                    self.timing[kind] = round(self.timing[kind] + monotonic() - t0, 3)
+                    self.timing["judge_requests"] += self.session.judge.requests - requests
         finally:
             self.protections = self._protections()
             if self.group is not None:
@@ -336,6 +344,7 @@ class SandboxedExecute(Execute):
         folder = Path(self.records_dir)
         folder.mkdir(parents=True, exist_ok=True)
         data = {"notebook": notebook_id, "restarts": self.restarts, "cells": self.records,
+                "timing": getattr(self, "timing", None),
                 "protections": getattr(self, "protections", None)}
         tmp = folder / f".{notebook_id}.json.tmp"
         tmp.write_text(json.dumps(data, indent=1))

@@ -315,6 +315,18 @@ def _scores(course: Course, job: Job, notebook_id: str) -> dict[str, tuple[float
     return scores
 
 
+def _job_timing(stderr: str | None) -> dict:
+    """The ``BACKPROPLAB_TIMING`` line nbjob prints: seconds in nbgrader's autograde and feedback."""
+    for line in reversed((stderr or "").splitlines()):
+        if line.startswith("BACKPROPLAB_TIMING "):
+            try:
+                data = json.loads(line.split(" ", 1)[1])
+            except ValueError:
+                return {}
+            return {k: v for k, v in data.items() if isinstance(v, (int, float))}
+    return {}
+
+
 def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     """Pre-check, autograde and feedback for one (student, assignment); returns the result dict."""
     out, limits = settings.out, settings.limits
@@ -410,6 +422,8 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
             if rec_file.exists():
                 records = json.loads(rec_file.read_text())
                 result["restarts"] = records.get("restarts", 0)
+                if isinstance(records.get("timing"), dict):  # where the job's time went (make bench reads it)
+                    result["timing"] = {**records["timing"], **_job_timing(proc.stderr)}
                 if isinstance(records.get("protections"), dict):  # what the kernels had (the launcher's record)
                     result["isolation"] = records["protections"]
                     result["protections"] = ("scan " if settings.scan and not settings.unsafe else "no-scan ") + \

@@ -46,17 +46,27 @@ def main(argv: list[str] | None = None) -> int:
     config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
+    import json
+    import time
+
+    t0 = time.perf_counter()
     res = api.autograde(assignment, student, force=True, create=True)
+    timing = {"autograde": round(time.perf_counter() - t0, 3)}
     sys.stderr.write(res.get("log", "") or "")
     if not res.get("success"):
         sys.stderr.write("\nAUTOGRADE FAILED\n" + (res.get("error") or "") + "\n")
         return 3
     if feedback:
+        t0 = time.perf_counter()
         res = api.generate_feedback(assignment, student, force=True)
+        timing["feedback"] = round(time.perf_counter() - t0, 3)
+        sys.stderr.write(f"\nBACKPROPLAB_TIMING {json.dumps(timing)}\n")
         sys.stderr.write(res.get("log", "") or "")
         if not res.get("success"):
             sys.stderr.write("\nFEEDBACK FAILED\n" + (res.get("error") or "") + "\n")
             return 4
+    else:
+        sys.stderr.write(f"\nBACKPROPLAB_TIMING {json.dumps(timing)}\n")
     return 0
 
 
