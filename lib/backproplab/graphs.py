@@ -673,6 +673,37 @@ def assert_grads(got: dict, want: dict, what: str, *, rtol: float = 1e-9, atol: 
     raise AssertionError(f"{what}: wrong gradients{hint} (diagnosis: {tag})\n" + "\n".join(rows))
 
 
+@remote.worker_side
+def observe_value_op(Value, expr: str, inputs: Sequence[float], names: Sequence[str]) -> dict:
+    """One request for :func:`check_value_op`'s usual case, made next to the student's ``Value``: the leaves,
+    ``expr`` (the test's own expression, e.g. ``"a * b"``) evaluated on them, the output's data, then the
+    leaves' grads after ``backward()`` from 0.25. Observations only; any surprise is left to the full check."""
+    leaves = [Value(float(x)) for x in inputs]
+    try:
+        out = eval(expr, {"__builtins__": {}}, dict(zip(names, leaves, strict=True)))  # noqa: S307 - the test's expression
+        data = float(out.data)
+    except Exception:  # noqa: BLE001 - the full check explains it
+        return {"ok": False}
+    try:  # 1. the student's own backward(), leaves from 0.25
+        for leaf in leaves:
+            leaf.grad = 0.25
+        out.backward()
+        return {"ok": True, "data": data, "grads": [float(leaf.grad) - 0.25 for leaf in leaves]}
+    except Exception:  # noqa: BLE001, S110 - the sweep is not written yet: the rule alone, as the full check does
+        pass
+    try:  # 2. this graph's closures replayed in an order computed here, from 0 and from 0.25
+        order = nodes_by_depth(out)[::-1]
+        replays = []
+        for start in (0.0, 0.25):
+            for leaf in leaves:
+                leaf.grad = start
+            replay_backward(out, order)
+            replays.append([float(leaf.grad) for leaf in leaves])
+    except Exception:  # noqa: BLE001
+        return {"ok": False}
+    return {"ok": True, "data": data, "replay": replays}
+
+
 def check_value_op(Value, expr: str, build: Callable, torch_build: Callable, inputs: Sequence[float],
                    names: Sequence[str] | None = None) -> None:
     """Check the forward value and the gradients of one operator of the student's ``Value``.
@@ -691,6 +722,19 @@ def check_value_op(Value, expr: str, build: Callable, torch_build: Callable, inp
     y = torch_build(*ts)
     ref = torch.autograd.grad(y, ts, allow_unused=True)
     want = {k: (0.0 if g is None else float(g)) for k, g in zip(names, ref, strict=True)}
+    if remote.judging():  # graded: the usual case in one request; anything else goes the full way below
+        seen = observe_value_op(Value, expr, [float(x) for x in inputs], names)
+
+        def close(values) -> bool:
+            return all(math.isclose(g, want[k], rel_tol=1e-9, abs_tol=1e-12) for k, g in zip(names, values, strict=True))
+
+        if seen.get("ok") is True and math.isclose(seen["data"], float(y.detach()), rel_tol=1e-12, abs_tol=1e-12):
+            if "grads" in seen and close(seen["grads"]):
+                return
+            if "replay" in seen:
+                zero, quarter = seen["replay"]
+                if close(zero) and all(math.isclose(q - z, 0.25, abs_tol=1e-9) for z, q in zip(zero, quarter, strict=True)):
+                    return
 
     leaves = [Value(float(x)) for x in inputs]
     try:
