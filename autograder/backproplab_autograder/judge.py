@@ -254,17 +254,14 @@ class Judge:
     def encode(self, obj: Any) -> Any:
         return remote.encode(obj, self._ref, tensor=self._tensor, mirror=self._mirror_dict)
 
-    def _mirror_number(self, obj: Any) -> int:
-        """The number naming one of the judge's objects (tensor, dict, generator) whose changes come back."""
-        key = id(obj)
+    def _mirror_dict(self, d: dict) -> int:
+        key = id(d)
         number = self.mirror_ids.get(key)
-        if number is None or self.mirrors.get(number) is not obj:
+        if number is None or self.mirrors.get(number) is not d:
             number = len(self.mirrors) + 1
-            self.mirrors[number] = obj
+            self.mirrors[number] = d
             self.mirror_ids[key] = number
         return number
-
-    _mirror_dict = _mirror_number
 
     def _ref(self, obj: Any) -> dict:
         if isinstance(obj, RemoteObject):
@@ -272,7 +269,13 @@ class Judge:
                 raise WireError("a stand-in from another notebook")
             return obj._ref()
         if isinstance(obj, torch.Generator):
-            return {"t": "generator", "mirror": self._mirror_number(obj), "state": remote._tensor(obj.get_state())}
+            key = id(obj)
+            number = self.mirror_ids.get(key)
+            if number is None or self.mirrors.get(number) is not obj:
+                number = len(self.mirrors) + 1
+                self.mirrors[number] = obj
+                self.mirror_ids[key] = number
+            return {"t": "generator", "mirror": number, "state": remote._tensor(obj.get_state())}
         if callable(obj) and not isinstance(obj, type):
             key = id(obj)
             number = self.callback_ids.get(key)
@@ -284,8 +287,14 @@ class Judge:
         raise WireError(f"a {type(obj).__name__} cannot be sent to the student's code")
 
     def _tensor(self, t: torch.Tensor) -> dict:
+        key = id(t)
+        number = self.mirror_ids.get(key)
+        if number is None or self.mirrors.get(number) is not t:
+            number = len(self.mirrors) + 1
+            self.mirrors[number] = t
+            self.mirror_ids[key] = number
         data = remote._tensor(t)
-        data["mirror"] = self._mirror_number(t)
+        data["mirror"] = number
         if t.requires_grad:
             data["requires_grad"] = True
             data["grad"] = None if t.grad is None else remote._tensor(t.grad)
