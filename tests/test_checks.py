@@ -246,3 +246,118 @@ def test_every_diagnosis_tag_written_in_the_course_is_in_the_one_vocabulary():
                     unknown.append(f"{path.relative_to(root)}:{number}: {tag}")
     assert len(sources) > 20
     assert unknown == [], "\n".join(unknown)
+
+
+# --- the one precision rule (issue 16) -------------------------------------------------------------
+_TOLERANCE_KEYWORDS = {"rtol", "atol", "rel_tol", "abs_tol", "tol", "tolerance"}
+_CLOSENESS_CALLS = {"allclose", "isclose", "assert_close"}
+
+
+def _literal_tolerances(tree) -> list[tuple[int, str]]:
+    """Tolerances chosen by hand: a number literal given as a tolerance keyword, a closeness call that
+    relies on its own default tolerances (torch/numpy/math), or ``abs(a - b) < 1e-6``."""
+    import ast
+
+    def has_number(node) -> bool:
+        return any(isinstance(n, ast.Constant) and isinstance(n.value, float) and n.value != 0.0
+                   for n in ast.walk(node))
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg in _TOLERANCE_KEYWORDS and has_number(kw.value):
+                    found.append((node.lineno, f"{kw.arg}={ast.unparse(kw.value)}"))
+            func = node.func
+            owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else ""
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in _CLOSENESS_CALLS and owner in ("torch", "np", "numpy", "math", "testing") and \
+                    not any(kw.arg in _TOLERANCE_KEYWORDS for kw in node.keywords):
+                found.append((node.lineno, f"{owner}.{name} with its default tolerances"))
+        elif isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            small = [s for s in sides if isinstance(s, ast.Constant) and isinstance(s.value, float) and 0 < s.value <= 1e-3]
+            uses_abs = any(isinstance(n, ast.Call) and (getattr(n.func, "id", "") == "abs" or getattr(n.func, "attr", "") == "abs")
+                           for s in sides for n in ast.walk(s))
+            if small and uses_abs:
+                found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def _checking_sources():
+    """The code that decides verdicts: the library (but the rule itself and the figures/widgets that
+    only draw) and the grade cells of every lab."""
+    import ast
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "lib" / "backproplab").rglob("*.py")):
+        rel = path.relative_to(root)
+        if path.name == "checks.py" or "widgets" in path.parts or path.name.endswith(("_figures.py", "plots.py")):
+            continue
+        yield str(rel), ast.parse(path.read_text())
+    for path in sorted((root / "solutions").rglob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell["cell_type"] == "code" and meta.get("grade") and not meta.get("solution"):
+                source = "".join(cell["source"])
+                yield f"{path.relative_to(root)}:{meta.get('grade_id')}", ast.parse(source)
+
+
+def test_every_check_takes_its_tolerance_from_the_one_rule():
+    """checks.tolerances is the one precision rule: a check says why it needs more (magnitude, steps,
+    the dtype the student computes in), never a number of its own."""
+    sources = list(_checking_sources())
+    assert len(sources) > 60
+    hand_picked = [f"{where}:{line}: {what}" for where, tree in sources for line, what in _literal_tolerances(tree)]
+    assert hand_picked == [], "tolerances picked by hand:\n" + "\n".join(hand_picked)
+
+
+def test_the_tolerance_scanner_finds_each_form_of_a_hand_picked_tolerance():
+    import ast
+
+    src = ("checks.assert_close(a, b, rtol=1e-6)\n"
+           "torch.allclose(a, b)\n"
+           "math.isclose(x, y, abs_tol=1e-9 if f else 1e-3)\n"
+           "ok = abs(x - y) < 1e-6\n"
+           "ok = (a - b).abs().max() <= 1e-5\n")
+    assert [line for line, _ in _literal_tolerances(ast.parse(src))] == [1, 2, 3, 4, 5]
+    fine = ("checks.assert_close(a, b, steps=10)\n"
+            "torch.allclose(a, b, *checks.tolerances(torch.float32))\n"
+            "checks.close(x, y, torch.float32, magnitude=m)\n"
+            "ok = abs(x - y) < 0.5\n")
+    # positional tolerances built by the rule are not literals
+    assert [line for line, what in _literal_tolerances(ast.parse(fine)) if "default" not in what] == []
+
+
+def test_the_rule_grows_with_magnitude_and_steps_and_keeps_the_defaults():
+    for dtype in (torch.float32, torch.float64):
+        eps = torch.finfo(dtype).eps
+        r0, a0 = checks.tolerances(dtype)
+        assert (r0, a0) == checks.tolerances_at(dtype, 1.0)
+        # a correct evaluation at logits of 1e4 is off by about eps * 1e4: inside the rule, and the
+        # rule is not so loose that ten times that passes
+        _, a_big = checks.tolerances(dtype, magnitude=1e4)
+        assert a_big >= 2 * eps * 1e4 and a_big < 10 * eps * 1e4 + a0
+        r_steps, a_steps = checks.tolerances(dtype, steps=50)
+        assert r_steps == 50 * r0 and a_steps >= 50 * a0
+    assert checks.tolerances(torch.int64) == (0.0, 0.0)
+
+
+def test_close_and_assert_python_float_follow_the_rule():
+    assert checks.close(1.0, 1.0 + 5e-8)
+    assert not checks.close(1.0, 1.0 + 5e-6)
+    assert checks.close(1.0, 1.0 + 5e-6, torch.float32)
+    assert checks.close(torch.ones(3), torch.ones(3) * (1 + 5e-5), torch.float32)
+    assert not checks.close(torch.ones(3), torch.ones(2), torch.float32)
+    assert not checks.close("a", 1.0)
+    checks.assert_python_float(0.75 + 2e-6, 0.75, dtype=torch.float32)  # a mean taken in float32
+    with pytest.raises(AssertionError, match="diagnosis: values"):
+        checks.assert_python_float(0.75 + 2e-6, 0.75)
+    with pytest.raises(AssertionError, match="diagnosis: sign"):
+        checks.assert_python_float(-0.75, 0.75)
+    # 200 float32 steps of rounding: inside steps=200, outside the one-step rule
+    checks.assert_python_float(1.0 + 5e-3, 1.0, dtype=torch.float32, steps=200)
+    with pytest.raises(AssertionError):
+        checks.assert_python_float(1.0 + 5e-3, 1.0, dtype=torch.float32)

@@ -242,34 +242,74 @@ def _guard() -> None:
         )
 
 
-def tolerances(dtype: torch.dtype) -> tuple[float, float]:
-    """``(rtol, atol)`` for comparing a result of this dtype with a float64 reference."""
-    if dtype == torch.float64:
-        return 1e-7, 1e-9
-    if dtype == torch.float32:
-        return 1e-4, 1e-5
-    if dtype in (torch.float16, torch.bfloat16):
-        return 1e-2, 1e-2
-    return 0.0, 0.0
+# --- the one precision rule ---------------------------------------------------------------------
+# Every comparison in the labs and the library takes its tolerances from here (tests/test_checks.py
+# refuses a literal rtol/atol anywhere else). The defaults are what a correct evaluation of the formula
+# in that dtype, in any order, reaches against a float64 reference at inputs of order one; the keyword
+# arguments say why a particular comparison needs more, in the quantities that cause it.
+_DEFAULTS = {torch.float64: (1e-7, 1e-9), torch.float32: (1e-4, 1e-5),
+             torch.float16: (1e-2, 1e-2), torch.bfloat16: (1e-2, 1e-2)}
+
+
+def tolerances(
+    dtype: torch.dtype = torch.float64,
+    *,
+    magnitude: float = 1.0,
+    steps: int = 1,
+    reference_scale: float = 0.0,
+    safety: float = 4.0,
+) -> tuple[float, float]:
+    """``(rtol, atol)`` in :func:`compare`'s convention for a result computed in ``dtype``.
+
+    * ``dtype``: the precision the student's code computes in (Python floats are ``torch.float64``).
+    * ``magnitude``: how large the quantities the computation rounds are, compared with 1. A correct
+      evaluation rounds each to within ``eps * |x|``, so a result that moves at most as much as them
+      (softplus, a mean cross-entropy, a softmax) can be off by ``eps * magnitude`` in absolute terms:
+      at logits of 1e4 in float32 that is 1e-3. A finite difference ``(f(w+h) - f(w-h)) / 2h`` rounds
+      ``f``, so its magnitude is ``max|f| / h``.
+    * ``steps``: how many dependent steps the result went through (the iterates of an optimiser, the
+      epochs of a training run); rounding compounds, and the allowance grows with it.
+    * ``reference_scale``: ``compare`` multiplies ``atol`` by ``1 + max|reference|``; pass that maximum
+      to get the magnitude allowance in those units.
+
+    The absolute allowance is ``safety * eps * magnitude * steps`` (never below the dtype's
+    defaults, which also grow with ``steps``). Integer and bool results are compared exactly.
+    """
+    if not dtype.is_floating_point:
+        return 0.0, 0.0
+    rtol, atol = _DEFAULTS.get(dtype, _DEFAULTS[torch.float16])
+    steps = max(int(steps), 1)
+    rtol, atol = rtol * steps, atol * steps
+    allowance = safety * torch.finfo(dtype).eps * max(float(magnitude), 1.0) * steps
+    return rtol, max(atol, allowance / (1.0 + float(reference_scale)))
 
 
 def tolerances_at(
     dtype: torch.dtype, magnitude: float, reference_scale: float = 0.0, safety: float = 4.0
 ) -> tuple[float, float]:
-    """``(rtol, atol)`` in :func:`compare`'s convention for inputs as large as ``magnitude``.
+    """:func:`tolerances` at inputs as large as ``magnitude`` (kept for the lab 5 checks' wording)."""
+    return tolerances(dtype, magnitude=magnitude, reference_scale=reference_scale, safety=safety)
 
-    A correct evaluation in ``dtype`` rounds every input to within ``eps * |x|``, so a function
-    whose output moves at most as much as its inputs (softplus, a mean cross-entropy, a softmax)
-    can be off by about ``eps * magnitude`` in absolute terms: at logits of 1e4 in float32 that is
-    1e-3, above :func:`tolerances`. The absolute allowance is ``safety * eps * magnitude`` (never
-    below the dtype's defaults); ``compare`` multiplies ``atol`` by ``1 + max|reference|``, so pass
-    that ``reference_scale`` to get the allowance in its units.
+
+def close(actual: Any, expected: Any, dtype: torch.dtype = torch.float64, **rule) -> bool:
+    """Whether ``actual`` is within :func:`tolerances` ``(dtype, **rule)`` of ``expected``.
+
+    For the branches of a check that recognise a particular mistake (numbers, lists of numbers or
+    tensors of the same shape); the verdict itself goes through :func:`compare`. ``atol`` is scaled by
+    ``1 + max|expected|`` as in :func:`compare`.
     """
-    rtol, atol = tolerances(dtype)
-    if not dtype.is_floating_point:
-        return rtol, atol
-    allowance = safety * torch.finfo(dtype).eps * max(float(magnitude), 1.0)
-    return rtol, max(atol, allowance / (1.0 + float(reference_scale)))
+    actual, expected = remote.plain(actual), remote.plain(expected)
+    try:
+        a = torch.as_tensor(actual, dtype=torch.float64).detach().to(torch.float64)
+        e = torch.as_tensor(expected, dtype=torch.float64).detach().to(torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    if a.shape != e.shape:
+        return False
+    rtol, atol = tolerances(dtype, **rule)
+    scale = float(e.abs().max()) if e.numel() else 0.0
+    same = (a == e) | (torch.isnan(a) & torch.isnan(e))
+    return bool((same | _close(a, e, rtol, atol * (1 + scale))).all())
 
 
 def _fmt(x: float) -> str:
@@ -333,12 +373,16 @@ def compare(
     rtol: float | None = None,
     atol: float | None = None,
     batch_size: int | None = None,
+    magnitude: float = 1.0,
+    steps: int = 1,
 ) -> Mismatch | None:
     """Compare ``actual`` with the reference ``expected``; return ``None`` if they agree.
 
     ``dtype`` is the dtype the student's result must have (default: the reference's dtype).
-    Tolerances default to :func:`tolerances` of that dtype and are scaled by the size of the
-    reference, so that a tensor with large entries is not held to an absolute 1e-9.
+    Tolerances come from :func:`tolerances` of the result's dtype, with ``magnitude`` and ``steps``
+    as documented there, and ``atol`` is scaled by the size of the reference, so that a tensor with
+    large entries is not held to an absolute 1e-9. ``rtol``/``atol`` override the rule (only the
+    precision tests of :mod:`checks` itself pass numbers).
     ``batch_size`` lets the diagnosis recognise "summed instead of averaged".
     """
     _guard()
@@ -400,10 +444,10 @@ def compare(
             f"{int(inf.sum())} of {a.numel()} entries are infinite",
             f"first at {_index_str(first, a.shape)} (expected {_fmt(float(e64.reshape(-1)[first]))})",
         )
-    d_rtol, d_atol = tolerances(a.dtype)
+    scale = float(e64.abs().max()) if e64.numel() else 0.0
+    d_rtol, d_atol = tolerances(a.dtype, magnitude=magnitude, steps=steps, reference_scale=scale)
     rtol = d_rtol if rtol is None else rtol
     atol = d_atol if atol is None else atol
-    scale = float(e64.abs().max()) if e64.numel() else 0.0
     ok = _close(a64, e64, rtol, atol * (1 + scale)) | (torch.isnan(a64) & torch.isnan(e64)) | (a64 == e64)
     if bool(ok.all()):
         return None
@@ -483,8 +527,22 @@ def assert_equal(actual: Any, expected: Any, name: str = "result") -> None:
         raise AssertionError(f"{name}: expected {expected!r}, got {actual!r} (diagnosis: values)")
 
 
-def assert_python_float(actual: Any, expected: float, name: str = "result", *, rtol=1e-9, atol=1e-12) -> None:
-    """``actual`` must be a Python float (not a tensor) close to ``expected``."""
+def assert_python_float(
+    actual: Any,
+    expected: float,
+    name: str = "result",
+    *,
+    dtype: torch.dtype = torch.float64,
+    magnitude: float = 1.0,
+    steps: int = 1,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> None:
+    """``actual`` must be a Python float (not a tensor) close to ``expected``.
+
+    ``dtype`` is the precision the value may have been computed in before ``.item()`` (a mean taken
+    in float32 is as right as one in float64); the tolerance is :func:`tolerances` of it.
+    """
     _guard()
     if isinstance(actual, torch.Tensor):
         raise AssertionError(
@@ -494,6 +552,9 @@ def assert_python_float(actual: Any, expected: float, name: str = "result", *, r
         raise AssertionError(
             f"{name}: expected a Python float, got {type(actual).__name__} (diagnosis: wrong_dtype)"
         )
+    d_rtol, d_atol = tolerances(dtype, magnitude=magnitude, steps=steps, reference_scale=abs(expected))
+    rtol = d_rtol if rtol is None else rtol
+    atol = d_atol * (1 + abs(expected)) if atol is None else atol
     if math.isnan(actual) or abs(actual - expected) > atol + rtol * abs(expected):
         tag = "values"
         if expected != 0 and abs(actual + expected) <= atol + rtol * abs(expected):
