@@ -149,6 +149,15 @@ def perceptron_error_rate(w, x, y):
 """)
 
 
+def test_error_rate_as_a_float32_mean_of_a_list_passes():
+    # the mean taken in float32 before .item(): 1/3 is then 0.3333333432674408, as right as float64's
+    assert_all_pass("perceptron_error_rate", """
+def perceptron_error_rate(w, x, y):
+    wrong = [float(y[i] * (x[i] @ w) <= 0) for i in range(len(y))]
+    return torch.tensor(wrong, dtype=torch.float32).mean().item()
+""")
+
+
 def test_product_features_with_randperm_pairs_passes():
     assert_all_pass("product_features", """
 def product_features(x, nb_pairs, generator=None):
