@@ -642,13 +642,17 @@ def _stack(rows: list, inputs: list[torch.Tensor], numel_out: int) -> tuple[list
 
 
 def _allclose(a: torch.Tensor, b: torch.Tensor, rtol: float, atol: float) -> bool:
+    """gradcheck's own comparison, with the tolerances its caller passed (gradcheck's, see below)."""
     common = torch.promote_types(a.dtype, b.dtype)
-    return bool(torch.allclose(a.to(common), b.to(common), rtol, atol))
+    return bool(torch.allclose(a.to(common), b.to(common), rtol=rtol, atol=atol))
 
 
 def _finite_differences(fn: Callable, inputs: tuple, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
                         nondet_tol: float = 0.0, kind: str = "apply", n_vs: int = 0) -> None:
     """``torch.autograd.gradcheck``'s slow mode, its comparisons made here from the probe's observations.
+
+    ``eps``, ``atol``, ``rtol`` and ``nondet_tol`` are ``torch.autograd.gradcheck``'s own defaults, not a
+    course tolerance: the verdict must be the one the student gets from the tool the lab teaches.
 
     Raises :class:`_Mismatch` with gradcheck's words, :class:`_Raised` when the student's code raised,
     ``ValueError`` when no input requires a gradient."""

@@ -654,18 +654,24 @@ def _grad_tensor(values: Sequence[float], what: str):
         raise AssertionError(f"{what}: grad must be a number, got {values!r} (diagnosis: not_a_tensor)") from exc
 
 
-def assert_grads(got: dict, want: dict, what: str, *, rtol: float = 1e-9, atol: float = 1e-12) -> None:
-    """Compare named gradients (Python numbers) with their references; one line per wrong name."""
+def assert_grads(got: dict, want: dict, what: str, *, magnitude: float = 1.0, steps: int = 1) -> None:
+    """Compare named gradients (Python numbers) with their references; one line per wrong name.
+
+    Python floats are float64: the tolerance is :func:`checks.tolerances` of float64, with ``magnitude``
+    and ``steps`` as documented there (``steps``: how many additions or products the sweep chained)."""
+    import torch
+
     from . import checks
 
     names = list(want)
     a = _grad_tensor([got[k] for k in names], what)
     e = _grad_tensor([want[k] for k in names], what)
-    mismatch = checks.compare(a, e, rtol=rtol, atol=atol)
+    rule = {"magnitude": magnitude, "steps": steps}
+    mismatch = checks.compare(a, e, dtype=torch.float64, **rule)
     if mismatch is None:
         return
     rows = [f"  {k}.grad = {float(got[k]):.10g}, expected {float(want[k]):.10g}"
-            for k in names if not math.isclose(float(got[k]), float(want[k]), rel_tol=rtol, abs_tol=atol * 10)]
+            for k in names if not checks.close(float(got[k]), float(want[k]), **rule)]
     tag = mismatch.tag
     if e.numel() == 1 and tag not in ("sign", "zero", "nan", "inf"):
         tag = "values"  # any single number is "a constant factor" away from another: say nothing more
@@ -714,8 +720,11 @@ def check_value_op(Value, expr: str, build: Callable, torch_build: Callable, inp
     replaying the small graph's ``_backward`` closures in an order computed here, so that a broken
     sweep (graded elsewhere) does not cost the operator's points. Rules that assign with ``=``
     instead of adding with ``+=`` are recognised by replaying once more with leaves holding 0.25.
+    Values are Python floats (float64): the tolerance is :func:`checks.tolerances`'s for float64.
     """
     import torch
+
+    from . import checks
 
     names = list(names or [chr(ord("a") + i) for i in range(len(inputs))])
     ts = [torch.tensor(float(x), dtype=torch.float64, requires_grad=True) for x in inputs]
@@ -726,14 +735,16 @@ def check_value_op(Value, expr: str, build: Callable, torch_build: Callable, inp
         seen = observe_value_op(Value, expr, [float(x) for x in inputs], names)
 
         def close(values) -> bool:
-            return all(math.isclose(g, want[k], rel_tol=1e-9, abs_tol=1e-12) for k, g in zip(names, values, strict=True))
+            return checks.close(list(values), [want[k] for k in names])
 
-        if seen.get("ok") is True and math.isclose(seen["data"], float(y.detach()), rel_tol=1e-12, abs_tol=1e-12):
+        if seen.get("ok") is True and checks.close(seen["data"], float(y.detach())):
             if "grads" in seen and close(seen["grads"]):
                 return
             if "replay" in seen:
                 zero, quarter = seen["replay"]
-                if close(zero) and all(math.isclose(q - z, 0.25, abs_tol=1e-9) for z, q in zip(zero, quarter, strict=True)):
+                # grad + 0.25 is rounded at the size of the grad: that is the magnitude of the difference
+                if close(zero) and checks.close([q - z for z, q in zip(zero, quarter, strict=True)], [0.25] * len(zero),
+                                                magnitude=max(map(abs, zero), default=1.0)):
                     return
 
     leaves = [Value(float(x)) for x in inputs]
@@ -754,7 +765,7 @@ def check_value_op(Value, expr: str, build: Callable, torch_build: Callable, inp
     if not hasattr(out, "data") or not hasattr(out, "grad"):
         raise AssertionError(f"`{expr}` returned {type(out).__name__}, expected a Value (diagnosis: not_a_value)")
     expected_data = float(y.detach())
-    if not math.isclose(float(out.data), expected_data, rel_tol=1e-12, abs_tol=1e-12):
+    if not checks.close(float(out.data), expected_data):
         raise AssertionError(f"`{expr}` at {dict(zip(names, inputs, strict=True))}: data is {out.data!r}, "
                              f"expected {expected_data!r} (diagnosis: forward)")
     inputs_text = ", ".join(f"{k} = {x:g}" for k, x in zip(names, inputs, strict=True))
@@ -765,7 +776,7 @@ def check_value_op(Value, expr: str, build: Callable, torch_build: Callable, inp
     try:
         out.backward()
         got = {k: float(leaf.grad) - 0.25 for k, leaf in zip(names, leaves, strict=True)}
-        if all(math.isclose(got[k], want[k], rel_tol=1e-9, abs_tol=1e-12) for k in names):
+        if checks.close([got[k] for k in names], [want[k] for k in names]):
             return
     except Exception:  # noqa: BLE001 - any failure of the sweep: check the rule alone below
         pass
@@ -793,7 +804,8 @@ def check_value_op(Value, expr: str, build: Callable, torch_build: Callable, inp
 
     from_zero = replay(0.0)
     from_quarter = replay(0.25)
-    overwritten = [k for k in names if not math.isclose(from_quarter[k] - from_zero[k], 0.25, abs_tol=1e-9)]
+    overwritten = [k for k in names  # grad + 0.25 is rounded at the size of the grad
+                   if not checks.close(from_quarter[k] - from_zero[k], 0.25, magnitude=abs(from_zero[k]))]
     if overwritten:
         raise AssertionError(
             f"`{expr}`: the backward rule replaces the gradient of {', '.join(overwritten)} instead of adding "
@@ -806,9 +818,12 @@ def check_dual_op(Dual, expr: str, build: Callable, vals: Sequence[float], ders:
     """Check one operation of the student's forward-mode ``Dual`` against ``torch`` (float64).
 
     ``build`` is applied both to ``Dual(val, der)`` inputs and to float64 tensors; the expected
-    derivative is the directional derivative ``sum_i df/dx_i * der_i`` computed by autograd.
+    derivative is the directional derivative ``sum_i df/dx_i * der_i`` computed by autograd; ``val`` and
+    ``der`` are Python floats (float64), compared with :func:`checks.tolerances`'s float64 rule.
     """
     import torch
+
+    from . import checks
 
     names = [chr(ord("a") + i) for i in range(len(vals))]
     ts = [torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in vals]
@@ -829,13 +844,13 @@ def check_dual_op(Dual, expr: str, build: Callable, vals: Sequence[float], ders:
         raise AssertionError(f"`{expr}` with {where} raised {type(exc).__name__}: {exc} (diagnosis: crash)") from exc
     if not hasattr(out, "val") or not hasattr(out, "der"):
         raise AssertionError(f"`{expr}` returned {type(out).__name__}, expected a Dual (diagnosis: not_a_dual)")
-    if not math.isclose(float(out.val), want_val, rel_tol=1e-12, abs_tol=1e-12):
+    if not checks.close(float(out.val), want_val):
         raise AssertionError(f"`{expr}` with {where}: val is {out.val!r}, expected {want_val!r} (diagnosis: forward)")
     got = float(out.der)
-    if not math.isclose(got, want_der, rel_tol=1e-10, abs_tol=1e-12):
+    if not checks.close(got, want_der):
         tag = "values"
         if got == 0.0 and want_der != 0.0:
             tag = "zero"
-        elif math.isclose(-got, want_der, rel_tol=1e-10, abs_tol=1e-12):
+        elif checks.close(-got, want_der):
             tag = "sign"
         raise AssertionError(f"`{expr}` with {where}: der is {got!r}, expected {want_der!r} (diagnosis: {tag})")

@@ -148,11 +148,11 @@ def value_problem(Value) -> str | None:
     try:
         a, b, c = Value(2.0), Value(-3.0), Value(0.5)
         y = (a * b + c).relu() + (a * c + 1.0).relu() + 0.0 + 2.0 * b  # relu(-5.5) + relu(2.0) + 2 b
-        if not math.isclose(float(y.data), -4.0, abs_tol=1e-12):
+        if not checks.close(float(y.data), -4.0):  # Python floats: float64
             return f"(a * b + c).relu() + (a * c + 1).relu() + 2 * b gives {y.data!r} at a=2, b=-3, c=0.5, not -4.0"
         y.backward()
         got = [float(a.grad), float(b.grad), float(c.grad)]
-        if not all(math.isclose(g, w, abs_tol=1e-12) for g, w in zip(got, [0.5, 2.0, 2.0])):
+        if not checks.close(got, [0.5, 2.0, 2.0]):
             return f"its gradients are {got}, expected [0.5, 2.0, 2.0] (a * b and a * c, relu, + and backward())"
     except NotImplementedError:
         return "part of it still raises NotImplementedError"
@@ -305,10 +305,11 @@ def check_forward(model, params: Sequence, layout: Layout, x: Sequence, relu_las
     xs = torch.tensor(data_of(x), dtype=torch.float64)
     theta = _theta(params)
     want = torch_forward(theta, xs, layout, relu_last).tolist()
-    if all(math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12) for g, w in zip(got, want)):
+    # Python floats (float64) against torch's float64 matmul: another summation order, the same rule
+    if checks.close(got, want):
         return outs
     other = torch_forward(theta, xs, layout, not relu_last).tolist()
-    close_other = all(math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12) for g, w in zip(got, other))
+    close_other = checks.close(got, other)
     shown = f"got {[round(g, 6) for g in got]}, expected {[round(w, 6) for w in want]}"
     if close_other and relu_last:
         raise AssertionError(f"{what}: {shown}: the last step lacks relu (diagnosis: missing_relu)")
@@ -320,8 +321,7 @@ def check_forward(model, params: Sequence, layout: Layout, x: Sequence, relu_las
                              f"{hint} (diagnosis: nonlin_ignored)")
     theta = theta.clone()
     theta[layout.bias_positions()] = 0.0
-    if all(math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12)
-           for g, w in zip(got, torch_forward(theta, xs, layout, relu_last).tolist())):
+    if checks.close(got, torch_forward(theta, xs, layout, relu_last).tolist()):
         raise AssertionError(f"{what}: {shown}: the bias b is not added (diagnosis: bias_ignored)")
     raise AssertionError(f"{what}: {shown}. The expected values are computed from parameters() read in order, layer "
                          "by layer, each neuron's weights w then its bias b (diagnosis: forward)")
@@ -356,14 +356,15 @@ def check_gradients(model, params: Sequence, layout: Layout, Value, x: Sequence[
     ref = (torch.tensor(coef, dtype=torch.float64) * o * o).sum()
     g_theta, g_x = torch.autograd.grad(ref, (theta, xt))
     got = grads_of(params)
-    bad = [i for i, (g, w) in enumerate(zip(got, g_theta.tolist())) if not math.isclose(g, w, rel_tol=1e-8, abs_tol=1e-10)]
+    # Python floats (float64), one number at a time so that the first wrong parameter can be named
+    bad = [i for i, (g, w) in enumerate(zip(got, g_theta.tolist())) if not checks.close(g, w)]
     if bad:
         i = bad[0]
         raise AssertionError(f"{what}: after loss.backward() with loss = sum_k c_k * out_k ** 2, parameters()[{i}] "
                              f"(layer {layout.layer_of(i)}) has grad {got[i]:.8g}, torch says {g_theta[i].item():.8g}; "
                              f"{len(bad)} of {len(got)} parameters differ (diagnosis: values)")
     gx = grads_of(xv)
-    bad = [i for i, (g, w) in enumerate(zip(gx, g_x.tolist())) if not math.isclose(g, w, rel_tol=1e-8, abs_tol=1e-10)]
+    bad = [i for i, (g, w) in enumerate(zip(gx, g_x.tolist())) if not checks.close(g, w)]
     if bad:
         raise AssertionError(f"{what}: the input x[{bad[0]}], given as a Value, has grad {gx[bad[0]]:.8g}, torch says "
                              f"{g_x[bad[0]].item():.8g}: inputs given as Values must receive gradients too "
