@@ -393,6 +393,13 @@ def initial_loss_check(model, x, y):
     log_p = logits - logits.logsumexp(dim=1, keepdim=True)
     return -log_p.gather(1, y[:, None]).mean().item()
 ''',
+    # all in float32, as the model computes, and the log of the softmax rather than log_softmax
+    "log_of_softmax_in_float32": '''
+def initial_loss_check(model, x, y):
+    with torch.no_grad():
+        probs = torch.softmax(model(x), dim=1)
+        return float(-torch.log(probs[torch.arange(len(y)), y]).mean())
+''',
 }
 
 
