@@ -110,37 +110,35 @@ def bench_grading(n: int) -> None:
         subs = Path(tmp) / "submissions"
         count = demo_mod.build_submissions(subs)
         exe = Path(sys.executable).parent / "backproplab-grade"
-        per_jobs = {}
-        for jobs in (1, 2):
-            times = []
+
+        def grade(tag: str, jobs: int, env: dict | None = None) -> tuple[list[float], Path]:
+            """Grade the class ``n`` times into fresh folders; seconds per notebook, and the last folder."""
+            times, out = [], Path(tmp)
             for i in range(n):
-                out = Path(tmp) / f"out-{jobs}-{i}"
+                out = Path(tmp) / f"{tag}-{i}"
                 start = time.perf_counter()
                 subprocess.run([str(exe), str(subs), "--out", str(out), "--jobs", str(jobs)], check=True,
-                               capture_output=True, env=_tool_env())
+                               capture_output=True, env={**_tool_env(), **(env or {})})
                 times.append((time.perf_counter() - start) / count)
+            return times, out
+
+        per_jobs = {}
+        for jobs in (1, 2):
+            times, out = grade(f"out-{jobs}", jobs)
             per_jobs[jobs] = statistics.median(times)
             record("grading", f"backproplab-grade --jobs {jobs} ({count} notebooks)", times, "s/notebook")
             if jobs == 2:
                 breakdown(out, f"--jobs {jobs}")
         # what the warm workers save: the same run with every job in a fresh process
-        times = []
-        for i in range(n):
-            out = Path(tmp) / f"fresh-{i}"
-            start = time.perf_counter()
-            subprocess.run([str(exe), str(subs), "--out", str(out), "--jobs", "2"], check=True,
-                           capture_output=True, env={**_tool_env(), "BACKPROPLAB_FORKSERVER": "0"})
-            times.append((time.perf_counter() - start) / count)
+        times, _ = grade("fresh", 2, {"BACKPROPLAB_FORKSERVER": "0"})
         record("grading", "every job in a fresh process (no warm worker), --jobs 2", times, "s/notebook")
+        # what the serving loop saves: one execute request per judge request instead
+        times, out = grade("single", 2, {"BACKPROPLAB_JUDGE_LOOP": "0"})
+        record("grading", "one execute request per judge request (no serving loop), --jobs 2", times, "s/notebook")
+        breakdown(out, "no serving loop")
         # the cost of the trust boundary: the same run with the grade cells executed in the student's
         # kernel (grader version 2's way, BACKPROPLAB_JUDGE=0; kept for this measurement only)
-        times = []
-        for i in range(n):
-            out = Path(tmp) / f"inkernel-{i}"
-            start = time.perf_counter()
-            subprocess.run([str(exe), str(subs), "--out", str(out), "--jobs", "2"], check=True,
-                           capture_output=True, env={**_tool_env(), "BACKPROPLAB_JUDGE": "0"})
-            times.append((time.perf_counter() - start) / count)
+        times, out = grade("inkernel", 2, {"BACKPROPLAB_JUDGE": "0"})
         record("grading", "grade cells in the student's kernel, --jobs 2 (before the judge)", times, "s/notebook")
         breakdown(out, "grade cells in the kernel")
         record("grading", "cost of the judge: judged / in-kernel, --jobs 2", [per_jobs[2] / statistics.median(times)],

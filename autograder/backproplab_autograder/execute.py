@@ -25,6 +25,7 @@ lines around the failing line, and that line can sit in a hidden test.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -36,6 +37,7 @@ from pathlib import Path
 from queue import Empty
 from time import monotonic
 
+from backproplab import remote
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat import NotebookNode
@@ -54,7 +56,10 @@ SUBMITTED_VAR = "BACKPROPLAB_SUBMITTED_DIR"
 SANDBOX_ROOT_VAR = "BACKPROPLAB_SANDBOX_ROOT"
 SLOT_VAR = "BACKPROPLAB_SLOT"
 JUDGE_VAR = "BACKPROPLAB_JUDGE"   # "0": run grade cells in the kernel (the pre-wave-2 way; tests only)
-CALLBACK_PREFIX = "\x1bbackproplab-callback:"
+LOOP_VAR = "BACKPROPLAB_JUDGE_LOOP"  # "0": one execute request per judge request (the bench's comparison)
+CALLBACK_PREFIX, READY_PROMPT, ANSWER_PREFIX, STOP = (remote.CALLBACK_PROMPT, remote.READY_PROMPT,
+                                                     remote.ANSWER_PROMPT, remote.STOP)
+_LOOP_CODE = "__import__('backproplab.remote', fromlist=['serve_loop']).serve_loop()"
 
 MISSING_KEY = "backproplab"   # cell.metadata[MISSING_KEY]["missing_cell"] = why, set by the pre-check
 
@@ -216,6 +221,8 @@ class SandboxedExecute(Execute):
         self.scores: dict[str, float] = {}
         self._bkc = None
         self._bkc_km = None
+        self.loop_mode = os.environ.get(LOOP_VAR, "1") != "0"
+        self._loop: str | None = None   # the msg_id of the serving loop running in the kernel, if any
         self.group: JobCgroup | None = None
         self.cgroup_note = "no cgroup (--unsafe)" if not self.protected else "no cgroup"
 
@@ -376,6 +383,7 @@ class SandboxedExecute(Execute):
         if self.judged and meta.get("grade") and not meta.get("solution"):
             self._judge_cell(cell, index, left)
             return
+        self._close_client()  # no serving loop may hold the kernel while nbclient runs a cell
         self.timeout = max(1, math.ceil(min(self.limits.cell_timeout, left)))
         self._cell_bytes = 0
         self._capped = False
@@ -444,6 +452,7 @@ class SandboxedExecute(Execute):
         if self.judged and not meta.get("grade") and not meta.get("solution"):
             # the instructor's cell: its imports and definitions exist in the judge too (trusted copies)
             self.session.absorb(cell.source)
+            self._close_client()  # absorbing may have sent a request (releasing stand-ins): end its loop
 
     # -- grade cells judged outside the kernel ----------------------------------------------------------
     def _judge_cell(self, cell: NotebookNode, index: int, left: float) -> None:
@@ -457,6 +466,10 @@ class SandboxedExecute(Execute):
         self._last_death = ("crash", "the kernel died")
         before = self._observe(files=True)
         verdict = self.session.run(cell.source)
+        self._stop_loop()  # the kernel is free for the next cell; the printing that came last is collected
+        if self._probe_capped and verdict.fault is None:
+            verdict = dataclasses.replace(verdict, passed=False, fault="output_cap", ename="WorkerFault",
+                                          evalue=self._cap_message())
         outputs = [NotebookNode(o) for o in verdict.outputs]
         if self._probe_outputs:
             outputs = self._probe_outputs + outputs
@@ -491,6 +504,7 @@ class SandboxedExecute(Execute):
     def _close_client(self) -> None:
         """The judge's client lives for one grade cell: between grade cells the kernel runs the student's
         cells with nbclient's own client only."""
+        self._stop_loop()
         if self._bkc is not None:
             with _suppress():
                 self._bkc.stop_channels()
@@ -499,20 +513,157 @@ class SandboxedExecute(Execute):
     def _client(self):
         """A blocking client of the current kernel, for the judge's requests (its own sockets)."""
         if self._bkc is None or self._bkc_km is not self.km:
-            from jupyter_client.blocking import BlockingKernelClient
-
             if self._bkc is not None:
                 with _suppress():
                     self._bkc.stop_channels()
-            client = BlockingKernelClient()
+            client = _judge_client()
             client.load_connection_info(self.km.get_connection_info(session=True))
             client.session.key = self.km.session.key
             client.start_channels()
+            client.wait_connected(max(1.0, self.limits.interrupt_grace))
             self._bkc, self._bkc_km = client, self.km
         return self._bkc
 
     def _request(self, text: str, on_callback, timeout: float | None) -> str:
-        """The judge's channel: one request to the worker (``backproplab.remote.handle`` in the kernel),
+        """The judge's channel: one request to the worker, answered by the kernel's serving loop
+        (``backproplab.remote.serve_loop``, one execute request per grade cell): the request goes as an
+        input reply, the answer comes as the prompt of the loop's next ``input()``; callbacks are input
+        prompts too. The student's printing is collected (capped); a request past its time limit
+        interrupts the kernel; a dead kernel is restarted."""
+        if not self.loop_mode:
+            return self._request_once(text, on_callback, timeout)
+        client = self._client()
+        pending: str | None = text
+        if self._loop is None:  # the loop starts with this cell's first request and says when it is ready
+            self._loop = client.execute(_LOOP_CODE, silent=True, store_history=False, allow_stdin=True,
+                                        stop_on_error=False)
+        else:
+            client.input(text)
+            pending = None
+        loop_id = self._loop
+        limit = timeout if timeout is not None else self.limits.cell_timeout
+        limit = min(limit, max(0.0, self._deadline - monotonic()))
+        deadline = monotonic() + limit
+        interrupted = ended = False
+        answer: str | None = None
+        while answer is None and not ended:
+            deadline, interrupted, wait = self._time_left(deadline, interrupted, limit)
+            if wait is None:
+                continue
+            for kind, msg in self._loop_messages(client, loop_id, min(wait, 0.5)):
+                if kind == "none":
+                    if not run_sync(self.km.is_alive)():
+                        self._kernel_died_or_stuck()
+                        raise judge_mod.WorkerFault("crash", "the kernel died")
+                elif kind == "stdin":
+                    prompt = str(msg.get("content", {}).get("prompt", ""))
+                    if prompt == READY_PROMPT and pending is not None:
+                        client.input(pending)
+                        pending = None
+                    elif prompt.startswith(ANSWER_PREFIX):
+                        answer = prompt[len(ANSWER_PREFIX):]
+                    elif prompt.startswith(CALLBACK_PREFIX):
+                        client.input(on_callback(prompt[len(CALLBACK_PREFIX):]))
+                    else:  # the student's own input(): there is no one to type
+                        client.input("")
+                elif kind == "shell" and msg.get("msg_type") == "execute_reply":
+                    ended = True  # the loop stopped (an interrupt between requests): the next request starts one
+        if ended:
+            self._loop = None
+        for _ in self._loop_messages(client, loop_id, 0.0, iopub_only=True):
+            pass  # what the student printed comes on iopub, flushed before the answer
+        if self._probe_capped:
+            self._probe_capped = False
+            raise judge_mod.WorkerFault("output_cap", self._cap_message())
+        if interrupted:
+            raise TimeoutError(f"{limit:g} s")
+        if answer is None:
+            return json.dumps({"error": {"type": "KeyboardInterrupt", "message": "the request did not complete"}})
+        return answer
+
+    def _time_left(self, deadline: float, interrupted: bool, limit: float) -> tuple[float, bool, float | None]:
+        """``(deadline, interrupted, seconds to wait)`` for a request; past its deadline the kernel is
+        interrupted once (``None``: look again with the short deadline that gives it), then killed and
+        restarted."""
+        wait = deadline - monotonic()
+        if wait > 0:
+            return deadline, interrupted, wait
+        if not interrupted:
+            self._interrupt()
+            return monotonic() + self.limits.interrupt_grace + 1, True, None
+        self._kernel_died_or_stuck()
+        raise TimeoutError(f"{limit:g} s; it ignored the interrupt, so the kernel was killed and restarted")
+
+    def _loop_messages(self, client, loop_id: str, wait: float, iopub_only: bool = False):
+        """The loop's messages that arrive within ``wait`` seconds, as ``(channel, msg)``; iopub output
+        goes to the probe collector on the way. ``("none", {})`` when nothing came."""
+        import zmq
+
+        channels = {"iopub": client.iopub_channel}
+        if not iopub_only:
+            channels.update(stdin=client.stdin_channel, shell=client.shell_channel)
+        poller = zmq.Poller()
+        for channel in channels.values():
+            poller.register(channel.socket, zmq.POLLIN)
+        events = dict(poller.poll(timeout=wait * 1000))
+        if not events:
+            yield "none", {}
+            return
+        for kind, channel in channels.items():
+            if channel.socket not in events:
+                continue
+            while True:
+                try:
+                    msg = channel.get_msg(timeout=0)
+                except Empty:
+                    break
+                if msg.get("parent_header", {}).get("msg_id") != loop_id:
+                    continue
+                if kind == "iopub":
+                    if msg.get("msg_type") == "status":
+                        if msg.get("content", {}).get("execution_state") == "idle":
+                            yield "idle", msg
+                    else:
+                        self._probe_output(msg)
+                else:
+                    yield kind, msg
+
+    def _stop_loop(self) -> None:
+        """End the serving loop (at the end of a grade cell): the kernel is then idle for the next cell."""
+        if self._loop is None or self._bkc is None:
+            self._loop = None
+            return
+        loop_id, client = self._loop, self._bkc
+        self._loop = None
+        with _suppress():
+            client.input(STOP)
+        deadline = monotonic() + self.limits.interrupt_grace + 1
+        interrupted = False
+        while True:
+            if (left := deadline - monotonic()) <= 0:
+                if interrupted:
+                    self._kernel_died_or_stuck()
+                    return
+                interrupted = True
+                self._interrupt()
+                deadline = monotonic() + self.limits.interrupt_grace + 1
+                continue
+            kinds = [(kind, msg) for kind, msg in self._loop_messages(client, loop_id, min(left, 0.5))]
+            if any(kind == "idle" for kind, _ in kinds):
+                return
+            for kind, _ in kinds:
+                if kind == "stdin":
+                    client.input(STOP)
+                elif kind == "none" and not run_sync(self.km.is_alive)():
+                    self._kernel_died_or_stuck()
+                    return
+
+    def _cap_message(self) -> str:
+        return (f"your code printed more than {self.limits.output_bytes} bytes while the checks called it; "
+                "the output was cut and the cell stopped (output_cap)")
+
+    def _request_once(self, text: str, on_callback, timeout: float | None) -> str:
+        """The judge's channel without the loop (``BACKPROPLAB_JUDGE_LOOP=0``): one request to the worker (``backproplab.remote.handle`` in the kernel),
         answered in the execute reply's user expression; callbacks over the stdin channel; the student's
         printing collected (capped); a timeout interrupts the kernel; a dead kernel is restarted."""
         import zmq
@@ -539,15 +690,9 @@ class SandboxedExecute(Execute):
         while True:
             if reply is not None and (idle or monotonic() > idle_deadline):
                 break
-            wait = deadline - monotonic()
-            if wait <= 0 and not interrupted:
-                interrupted = True
-                self._interrupt()
-                deadline = monotonic() + self.limits.interrupt_grace + 1
+            deadline, interrupted, wait = self._time_left(deadline, interrupted, limit)
+            if wait is None:
                 continue
-            if wait <= 0:
-                self._kernel_died_or_stuck()
-                raise TimeoutError(f"{limit:g} s; it ignored the interrupt, so the kernel was killed and restarted")
             events = dict(poller.poll(timeout=min(wait, 0.5) * 1000))
             if not events:
                 if reply is None and not run_sync(self.km.is_alive)():
@@ -583,9 +728,7 @@ class SandboxedExecute(Execute):
                         idle_deadline = monotonic() + 2.0  # the kernel's last output comes before its idle
         if self._probe_capped:
             self._probe_capped = False  # said once; more printing in this cell is cut again
-            raise judge_mod.WorkerFault("output_cap", f"your code printed more than {self.limits.output_bytes} "
-                                        "bytes while the checks called it; the output was cut and the cell "
-                                        "stopped (output_cap)")
+            raise judge_mod.WorkerFault("output_cap", self._cap_message())
         if interrupted:
             raise TimeoutError(f"{limit:g} s")
         return _user_expression(reply)
@@ -624,6 +767,7 @@ class SandboxedExecute(Execute):
         status = self._exit_status() if not run_sync(self.km.is_alive)() else None
         self._last_death = death_reason(status, None, self._observe(), self.limits, self.group is not None,
                                         self.container) if status is not None else ("crash", "the kernel stopped answering")
+        self._loop = None
         self._restart()
         self._bkc_km = None
 
@@ -699,6 +843,7 @@ class SandboxedExecute(Execute):
 
     async def _async_restart(self) -> None:
         self.restarts += 1
+        self._loop = None
         if self.group is not None:
             self.group.kill()
         if self.uid is not None:
@@ -725,6 +870,50 @@ class SandboxedExecute(Execute):
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
                 return True
         return False
+
+
+def _judge_client():
+    """A ``BlockingKernelClient`` whose stdin and iopub sockets are known to be connected before use.
+
+    zmq connects in the background, and the kernel's stdin socket (a ROUTER) drops a message for a peer
+    whose connection is not complete: the serving loop's first prompt, sent a moment after the execute
+    request, was lost that way about once in a few hundred cells. The client watches its sockets'
+    handshakes and :meth:`wait_connected` waits for them."""
+    import zmq
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.connect import channel_socket_types
+
+    class JudgeClient(BlockingKernelClient):
+        def _create_connected_socket(self, channel, identity=None):
+            if channel not in ("stdin", "iopub") or self.curve_publickey is not None:
+                return super()._create_connected_socket(channel, identity)
+            sock = self.context.socket(channel_socket_types[channel])
+            sock.linger = 1000
+            if identity:
+                sock.identity = identity
+            monitors = self.__dict__.setdefault("_handshakes", [])
+            monitors.append((sock, sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)))
+            sock.connect(self._make_url(channel))
+            return sock
+
+        def wait_connected(self, timeout: float) -> bool:
+            """Wait (at most ``timeout`` s) until every watched socket has completed its handshake."""
+            from zmq.utils.monitor import recv_monitor_message
+
+            deadline = monotonic() + timeout
+            ok = True
+            for sock, monitor in self.__dict__.pop("_handshakes", []):
+                left = max(0.0, deadline - monotonic())
+                if monitor.poll(left * 1000):
+                    recv_monitor_message(monitor)
+                else:
+                    ok = False
+                with _suppress():
+                    sock.disable_monitor()
+                monitor.close(linger=0)
+            return ok
+
+    return JudgeClient()
 
 
 class _suppress:

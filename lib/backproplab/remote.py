@@ -684,8 +684,14 @@ def _namespace() -> dict:
     return __main__.__dict__
 
 
+CALLBACK_PROMPT = "\x1bbackproplab-callback:"
+READY_PROMPT = "\x1bbackproplab-ready"
+ANSWER_PROMPT = "\x1bbackproplab-answer:"
+STOP = "\x1bbackproplab-stop"
+
+
 def _kernel_callback(request: str) -> str:
-    return input("\x1bbackproplab-callback:" + request)
+    return input(CALLBACK_PROMPT + request)
 
 
 def handle(text: str, namespace: dict | None = None, callback: Callable[[str], str] | None = None) -> str:
@@ -731,6 +737,23 @@ def serve(text: str) -> None:
                 stream.flush()
             except Exception:  # noqa: BLE001, S110 - a stream the student replaced
                 pass
+
+
+def serve_loop() -> None:
+    """Answer the judge's requests one after another inside one execute request (one per grade cell).
+
+    Each request arrives as the reply to an ``input()`` whose prompt carries the previous answer, so a
+    request costs one stdin round trip (about 0.6 ms) instead of an execute request (about 3 ms). The
+    judge ends the loop with :data:`STOP`; an interrupt (a request past its time limit) arrives as an
+    error answer, or, between requests, ends the loop and the judge starts another."""
+    import builtins
+
+    prompt = READY_PROMPT
+    while True:
+        text = builtins.input(prompt)
+        if text == STOP:
+            return
+        prompt = ANSWER_PROMPT + handle(text)
 
 
 def take() -> str:
