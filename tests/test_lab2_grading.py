@@ -133,6 +133,15 @@ CORRECT = {
             def max_stable_step(A):
                 return 2 / torch.linalg.eigvals(A).real.max().item()
         """,
+        # lambda_max by power iteration in A's dtype: its Rayleigh quotient is right to A's precision
+        "power_iteration": """
+            def max_stable_step(A):
+                v = torch.ones(A.shape[0], dtype=A.dtype) + torch.arange(A.shape[0], dtype=A.dtype) / 10
+                for _ in range(500):
+                    v = A @ v
+                    v = v / v.norm()
+                return 2 / (v @ A @ v).item()
+        """,
     },
     "best_constant_step": {
         "eigh": """

@@ -17,7 +17,7 @@ from torch import nn
 
 from . import remote
 
-__all__ = ["watch_training", "without_optim"]
+__all__ = ["difference_magnitude", "watch_training", "without_optim"]
 
 
 @remote.worker_side
@@ -63,3 +63,14 @@ def without_optim(fn: Callable, *args: Any, refusal: str, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     finally:
         torch.optim.Optimizer.__init__ = original_init
+
+
+def difference_magnitude(value: Any, w: torch.Tensor, grad: torch.Tensor, eps: float) -> float:
+    """The ``magnitude`` of :func:`backproplab.checks.tolerances` for a central difference of step ``eps``.
+
+    ``(f(w + eps e_i) - f(w - eps e_i)) / (2 eps)`` rounds the two values of ``f`` (as large as ``value``,
+    ``f(w)``) and the shifted points themselves (a shift of ``eps_machine * |w|`` moves ``f`` by that times
+    the slope ``grad``); dividing by ``eps`` makes both ``1 / eps`` times larger.
+    """
+    size = abs(float(value)) + float(w.detach().abs().max()) * float(grad.detach().abs().max())
+    return size / eps
