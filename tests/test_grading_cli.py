@@ -115,3 +115,81 @@ def test_killed_run_resumes_and_a_rerun_changes_nothing(tmp_path):
     assert third.returncode == 0 and "(3 already done)" in text, text
     assert [(out / n).read_bytes() for n in ("grades.csv", "grades_detailed.csv")] == first_csvs
     assert not list(out.rglob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_scores_land_before_the_feedback_pages_and_a_stopped_feedback_phase_resumes(tmp_path):
+    """The jobs score only; the class CSVs are written; then the feedback phase makes every page. A run
+    stopped after its scores landed keeps them: the next run only makes the missing page."""
+    import json
+
+    from backproplab_autograder import grading
+    from backproplab_autograder.cli import grade_class
+    from backproplab_autograder.limits import Limits
+
+    source = tinycourse.build(tmp_path)
+    subs = tmp_path / "subs"
+    tinycourse.write_student(subs, "s1", tinycourse.submission())
+    tinycourse.write_student(subs, "s2", tinycourse.submission({"cube": "def cube(x):\n    return x * x\n"}))
+    out = tmp_path / "out"
+    seen = {}
+    landed = grading.Grader.run
+
+    def watching_run(self, jobs, course, on_done=None, on_scores=None):
+        def on_scores_seen(done):
+            on_scores(done)
+            seen["csv"] = (out / "grades.csv").exists()
+            seen["pages"] = sorted(p.name for p in (out / "feedback").rglob("*.html"))
+            seen["pending"] = sorted(r["student_id"] for r in done if r.get("feedback") == "pending")
+        return landed(self, jobs, course, on_done, on_scores_seen)
+
+    settings = grading.Settings(out=out, source_dir=source, jobs=2, progress=False, limits=Limits(cell_timeout=10))
+    grading.Grader.run = watching_run
+    try:
+        summary = grade_class(subs, settings, ["tiny"], echo=lambda *a: None)
+    finally:
+        grading.Grader.run = landed
+    assert seen == {"csv": True, "pages": [], "pending": ["s1", "s2"]}
+    pages = {s: out / "feedback" / s / "tiny" / "tiny.html" for s in ("s1", "s2")}
+    assert all(p.exists() for p in pages.values())
+    results = {s: json.loads((out / "results" / s / "tiny.json").read_text()) for s in ("s1", "s2")}
+    assert all("feedback" not in r and "feedback_hash" not in r for r in results.values())
+    assert summary["grader_errors"] == 0
+
+    # stop after the scores: s2's page is not made yet (as a run killed in its feedback phase leaves it)
+    r2 = results["s2"]
+    final_hash = r2["hash"]
+    r2.update(feedback="pending", feedback_hash=final_hash, hash="scores-only")
+    (out / "results" / "s2" / "tiny.json").write_text(json.dumps(r2))
+    pages["s2"].unlink()
+    settings = grading.Settings(out=out, source_dir=source, jobs=1, progress=False, limits=Limits(cell_timeout=10))
+    summary = grade_class(subs, settings, ["tiny"], echo=lambda *a: None)
+    assert summary["skipped"] == 2 and summary["grader_errors"] == 0
+    assert pages["s2"].exists()
+    again = json.loads((out / "results" / "s2" / "tiny.json").read_text())
+    assert again["hash"] == final_hash and "feedback" not in again
+    assert (again["score"], again["cells"]) == (r2["score"], r2["cells"])
+
+
+def test_a_feedback_page_that_cannot_be_made_is_a_note_and_the_scores_stand(tmp_path, monkeypatch):
+    from backproplab_autograder import forkserver, grading
+
+    course = grading.Course(root=tmp_path / "course", db_url="", assignments=["tiny"], token="t", source_hash={},
+                            release={}, jupyter_path=tmp_path / "jupyter", notebooks={"tiny": "tiny.ipynb"},
+                            protected={})
+    (tmp_path / "course").mkdir()
+    settings = grading.Settings(out=tmp_path / "out", jobs=1, progress=False)
+    cells = [{"grade_id": "test_square", "score": 2.0, "max_score": 2.0, "reason": "passed"}]
+    res = {"student_id": "s1", "assignment": "tiny", "notes": [], "score": 2.0, "cells": list(cells),
+           "feedback": "pending", "feedback_hash": "final", "hash": "scores-only"}
+
+    def failing(slot, args, cwd, env, timeout, fallback):
+        return subprocess.CompletedProcess(args, 0, stdout=grading.FEEDBACK_LINE
+                                           + '{"student": "s1", "ok": false, "error": "ValueError: broken"}\n',
+                                           stderr="")
+
+    monkeypatch.setattr(forkserver, "run_job", failing)
+    assert grading.render_feedback(course, settings, [res]) == 0
+    assert res["score"] == 2.0 and res["cells"] == cells and res["feedback"] == "pending"
+    assert "no feedback page" in res["notes"][-1] and "ValueError: broken" in res["notes"][-1]
+    assert (settings.out / "results" / "s1" / "tiny.json").exists()

@@ -122,13 +122,25 @@ def _grade_and_write(course: grading.Course, settings: grading.Settings, jobs: l
         for job in jobs:
             grading.result_path(out, job).unlink(missing_ok=True)
     grader = grading.Grader(settings)
-    done = grader.run(jobs, course)
-    export = grading.export_csv(course, out)
-    if export.returncode != 0:
-        echo(f"warning: nbgrader export failed: {results.first_line(export.stderr)}")
-    everything = results.load_all(out, course.token, done)
-    grading.refresh_manual_scores(course, everything)
-    results.write_csvs(out, everything)
+    landed: list[list[dict]] = []
+
+    def land(done: list[dict]) -> None:
+        """The scores land: nbgrader's export and the class CSVs, before any feedback page is made."""
+        export = grading.export_csv(course, out)
+        if export.returncode != 0:
+            echo(f"warning: nbgrader export failed: {results.first_line(export.stderr)}")
+        everything = results.load_all(out, course.token, done)
+        grading.refresh_manual_scores(course, everything)
+        results.write_csvs(out, everything)
+        landed.append(everything)
+
+    done = grader.run(jobs, course, on_scores=land)
+    if not landed:  # no feedback phase (scores only, or the Dask cluster rendered the pages with the jobs)
+        land(done)
+    if settings.dask and settings.feedback and any(r.get("feedback") == "pending" for r in done):
+        grading.render_feedback(course, settings, done)  # scored by an earlier local run that stopped early
+        grading.forkserver.shutdown()
+    everything = landed[-1]
     write_jobs_csv(out, everything)
     elapsed = time.perf_counter() - started
     report.write(everything, out, len(placed.problems), elapsed)

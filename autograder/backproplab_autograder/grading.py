@@ -130,6 +130,7 @@ class Settings:
     unsafe: bool = False               # MEASUREMENT ONLY: no reconstruction, no scan, no uid drop, no netns
     hide: list[Path] = field(default_factory=list)  # folders the kernel must not see (mount namespace)
     feedback: bool = True              # render feedback pages (``--no-feedback``: scores only)
+    feedback_later: bool = False       # jobs score only; :func:`render_feedback` makes the pages at the end
     dask: str | None = None            # ``--dask ADDRESS``: the jobs run on a Dask cluster (cluster.py)
     policy_zero: bool = False          # ``--policy zero``: a scan finding zeroes the exercise (default: advice)
 
@@ -279,7 +280,10 @@ def load_finished(out: Path, job: Job, course: Course, digest: str) -> dict | No
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if data.get("hash") != digest or data.get("course_token") != course.token:
+    # a result whose scores landed but whose feedback page was not made yet (a run stopped in its feedback
+    # phase) is finished too: the feedback phase of this run makes the page
+    scored = data.get("feedback") == "pending" and data.get("feedback_hash") == digest
+    if (data.get("hash") != digest and not scored) or data.get("course_token") != course.token:
         return None
     if any(c["reason"] == "grader_error" for c in data.get("cells", [])) or data.get("grader_error"):
         return None  # never treat a grader failure as final: try again
@@ -379,7 +383,8 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
 
     t0 = time.perf_counter()
     job_args = [str(course.config_dir or course.root), job.assignment, job.student]
-    if not settings.feedback:
+    later = settings.feedback and settings.feedback_later  # the page comes in the feedback phase
+    if not settings.feedback or later:
         job_args.append("--no-feedback")
     env[forkserver.LOG_DIR_VAR] = str(work)
     if check.ungradable:
@@ -401,7 +406,8 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
         what = {3: "nbgrader autograde failed", 4: "nbgrader generate_feedback failed"}.get(
             proc.returncode, f"grading process exited {proc.returncode}")
         result["grader_error"] = f"{what}: {results.first_line(_tail(proc.stderr))}"
-    elif check.ungradable is None and not (autograded.exists() and (produced.exists() or not settings.feedback)):
+    elif check.ungradable is None and not (autograded.exists() and
+                                           (produced.exists() or not settings.feedback or later)):
         result["grader_error"] = "nbgrader wrote no autograded notebook or feedback"
 
     cells = []
@@ -436,6 +442,8 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
         feedback_dir.mkdir(parents=True)
         if check.ungradable:
             (feedback_dir / f"{notebook_id}.html").write_text(_ungradable_html(job, check.ungradable))
+        elif later:
+            result["feedback"] = "pending"
         elif produced.exists():
             feedback_page.polish(produced)
             shutil.copyfile(produced, feedback_dir / produced.name)
@@ -449,8 +457,80 @@ def grade_one(job: Job, course: Course, settings: Settings, slot: int) -> dict:
     result["max_score"] = float(sum(c["max_score"] for c in cells))
     result["seconds"] = round(time.perf_counter() - started, 3)
     result["hash"] = job_hash(job, course, limits, settings.hash_mode())
+    if result.get("feedback") == "pending":  # done only once its page is there: until then, a scores-only pass
+        result["feedback_hash"] = result["hash"]
+        result["hash"] = job_hash(job, course, limits, settings.mode() + "+nofeedback")
     results.write_json_atomic(result_path(out, job), result)
     return result
+
+
+FEEDBACK_LINE = "BACKPROPLAB_FEEDBACK "
+
+
+def render_feedback(course: Course, settings: Settings, done: list[dict]) -> int:
+    """The feedback phase, after every score has landed: the pages of the results marked ``pending``,
+    rendered by ``settings.jobs`` warm workers (``nbjob --feedback-only``: one nbconvert set-up for a
+    worker's share of an assignment), polished and copied to ``DIR/feedback``; each result is then final
+    (its hash says feedback). A page that cannot be rendered is a note in its result and leaves the scores
+    alone; the next run makes it again. Returns the number of pages made."""
+    pending = {(r["student_id"], r["assignment"]): r for r in done if r.get("feedback") == "pending"}
+    if not pending:
+        return 0
+    slots = max(1, settings.jobs)
+    shares: list[list[tuple[str, list[str]]]] = [[] for _ in range(slots)]
+    for aid in sorted({a for _, a in pending}):
+        students = sorted(s for s, a in pending if a == aid)
+        for k in range(slots):
+            if students[k::slots]:
+                shares[k].append((aid, students[k::slots]))
+    env = grading_env(course.jupyter_path)
+    logs = settings.out / "work" / "feedback"
+    logs.mkdir(parents=True, exist_ok=True)
+    env[forkserver.LOG_DIR_VAR] = str(logs)
+
+    def render(slot: int) -> list[tuple[str, list[str], dict, float]]:
+        made = []
+        for aid, students in shares[slot]:
+            t0 = time.perf_counter()
+            args = [str(course.config_dir or course.root), aid, "--feedback-only", *students]
+            try:
+                proc = forkserver.run_job(slot, args, course.root, env, 120 + 30 * len(students),
+                                          fallback=lambda cmd, cwd, env_, t: run_tool(cmd, cwd, env_, timeout=t))
+                said = {}
+                for line in (proc.stdout or "").splitlines():
+                    if line.startswith(FEEDBACK_LINE):
+                        data = json.loads(line[len(FEEDBACK_LINE):])
+                        said[data["student"]] = data
+            except (subprocess.TimeoutExpired, OSError, ValueError, KeyError, TypeError) as exc:
+                said = {s: {"ok": False, "error": f"{type(exc).__name__}: {exc}"} for s in students}
+            made.append((aid, students, said, (time.perf_counter() - t0) / len(students)))
+        return made
+
+    count = 0
+    with ThreadPoolExecutor(max_workers=slots) as pool:
+        for share in pool.map(render, range(slots)):
+            for aid, students, said, seconds in share:
+                notebook_id = Path(course.notebooks[aid]).stem
+                for student in students:
+                    res = pending[(student, aid)]
+                    produced = course.folder("feedback") / student / aid / f"{notebook_id}.html"
+                    line = said.get(student, {"ok": False, "error": "the feedback process ended before this page"})
+                    if line.get("ok") and produced.exists():
+                        feedback_page.polish(produced)
+                        dest = settings.out / "feedback" / student / aid
+                        dest.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(produced, dest / produced.name)
+                        res.pop("feedback", None)
+                        res["hash"] = res.pop("feedback_hash", res.get("hash"))
+                        if isinstance(res.get("timing"), dict):
+                            res["timing"]["feedback"] = round(seconds, 3)  # this page's share of the phase
+                        count += 1
+                    else:
+                        res["notes"] = [*res.get("notes", []), "no feedback page: nbgrader generate_feedback "
+                                        f"failed ({line.get('error') or 'no page written'}); the scores stand, "
+                                        "and the next run makes the page again"]
+                    results.write_json_atomic(settings.out / "results" / student / f"{aid}.json", res)
+    return count
 
 
 def _record_ungradable(course: Course, job: Job, notebook_id: str) -> subprocess.CompletedProcess:
@@ -540,7 +620,9 @@ class Grader:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def run(self, jobs: list[Job], course: Course, on_done=None) -> list[dict]:
+    def run(self, jobs: list[Job], course: Course, on_done=None, on_scores=None) -> list[dict]:
+        """Grade ``jobs``; ``on_done(result)`` as each finishes. With feedback pages, the jobs score only,
+        then ``on_scores(results)`` runs (the class files land) and the pages are rendered."""
         settings = self.settings
         if settings.dask:  # the same jobs, on a Dask cluster (cluster.py)
             from .cluster import DaskGrader
@@ -549,6 +631,8 @@ class Grader:
             done = remote.run(jobs, course, on_done)
             self.skipped = remote.skipped
             return done
+        # the pages come after every score (render_feedback, called once the class files are written)
+        settings.feedback_later = settings.feedback
         settings.sandbox_root = sandbox.make_sandbox_root()
         python, python_env = (sandbox.sandbox_python(settings.sandbox_root)
                               if sandbox.is_root() and not settings.unsafe else (None, {}))
@@ -603,6 +687,10 @@ class Grader:
                             bar.update(1)
                         if on_done:
                             on_done(res)
+            if settings.feedback_later:
+                if on_scores is not None:
+                    on_scores(done)  # the class files, before any feedback page
+                render_feedback(course, settings, done)  # by the slots' warm workers, still running
         finally:
             if bar is not None:
                 bar.close()

@@ -1,6 +1,12 @@
 """One grading job in one process: ``nbgrader autograde`` then ``nbgrader generate_feedback`` for one student.
 
 ``python -m backproplab_autograder.nbjob COURSE_ROOT ASSIGNMENT STUDENT [--no-feedback]``
+``python -m backproplab_autograder.nbjob COURSE_ROOT ASSIGNMENT --feedback-only STUDENT [STUDENT ...]``
+
+The second form renders the feedback pages of students already autograded, in one process (the
+grader's feedback phase, after every score has landed): nbconvert's templates are compiled once, so a
+page costs about 0.15 s instead of about 0.4 s in its own job. It prints one ``BACKPROPLAB_FEEDBACK``
+line per student (``ok`` or the error) and exits 0 even when some failed.
 
 Both steps are nbgrader's own (``NbGraderAPI.autograde`` / ``generate_feedback``, configured by the
 course's ``nbgrader_config.py``); running them in one process saves an nbgrader start-up (several
@@ -36,16 +42,12 @@ def _exit_with_parent(interval: float = 0.2) -> None:
 def main(argv: list[str] | None = None) -> int:
     _exit_with_parent()
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--feedback-only" in args:
+        return feedback_only(args)
     feedback = "--no-feedback" not in args
     args = [a for a in args if a != "--no-feedback"]
     root, assignment, student = args
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
-    coursedir = CourseDirectory(config=config)
-    api = NbGraderAPI(coursedir=coursedir, config=config)
+    api = _api(root)
     import json
     import time
 
@@ -67,6 +69,35 @@ def main(argv: list[str] | None = None) -> int:
             return 4
     else:
         sys.stderr.write(f"\nBACKPROPLAB_TIMING {json.dumps(timing)}\n")
+    return 0
+
+
+def _api(root: str):
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def feedback_only(args: list[str]) -> int:
+    import json
+
+    args = [a for a in args if a != "--feedback-only"]
+    root, assignment, *students = args
+    api = _api(root)
+    for student in students:
+        try:
+            res = api.generate_feedback(assignment, student, force=True)
+            ok = bool(res.get("success"))
+            why = "" if ok else str(res.get("error") or "nbgrader generate_feedback failed").strip()
+            sys.stderr.write(res.get("log", "") or "")
+        except Exception as exc:  # noqa: BLE001 - one student's page never stops the others'
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+        line = {"student": student, "ok": ok, "error": why.splitlines()[-1][:500] if why else ""}
+        sys.stdout.write(f"BACKPROPLAB_FEEDBACK {json.dumps(line)}\n")
+        sys.stdout.flush()
     return 0
 
 
