@@ -30,6 +30,7 @@ __all__ = [
     "call_backward",
     "assert_mlp_grads_close",
     "deep_reference",
+    "layer_magnitude",
     "random_deep_case",
     "tensors_in",
     "naive_layerwise_gradients",
@@ -310,6 +311,16 @@ def _layers(weights, biases, A):
     for W, b in zip(weights, biases, strict=True):
         A = torch.tanh(F.linear(A, W, b))
     return A
+
+
+def layer_magnitude(weights, biases, A0) -> float:
+    """The ``magnitude`` of :func:`backproplab.checks.tolerances` for ``U_l = A_{l-1} W_l^T + b_l``: the largest
+    sum ``|A_{l-1}| |W_l|^T + |b_l|`` a layer rounds (``|A_l| <= 1`` after a tanh)."""
+    size, largest = float(A0.detach().abs().max()), 1.0
+    for W, b in zip(weights, biases, strict=True):
+        largest = max(largest, float((size * W.detach().abs().sum(1) + b.detach().abs()).max()))
+        size = 1.0
+    return largest
 
 
 def deep_reference(weights, biases, A0, G) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
