@@ -9,7 +9,6 @@ import json
 from time import monotonic
 
 import pytest
-
 from backproplab_autograder import judge as judge_mod
 from backproplab_autograder.execute import SandboxedExecute
 from backproplab_autograder.limits import Limits
