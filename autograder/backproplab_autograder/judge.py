@@ -252,16 +252,18 @@ class Judge:
 
     # -- encoding ------------------------------------------------------------------------------------
     def encode(self, obj: Any) -> Any:
-        return remote.encode(obj, self._ref, tensor=self._tensor, mirror=self._mirror_dict)
+        return remote.encode(obj, self._ref, tensor=self._tensor, mirror=self._mirror_number)
 
-    def _mirror_dict(self, d: dict) -> int:
-        key = id(d)
+    def _mirror_number(self, obj: Any) -> int:
+        """The number naming one of the judge's objects (tensor, dict, generator) whose changes come back."""
+        key = id(obj)
         number = self.mirror_ids.get(key)
-        if number is None or self.mirrors.get(number) is not d:
+        if number is None or self.mirrors.get(number) is not obj:
             number = len(self.mirrors) + 1
-            self.mirrors[number] = d
+            self.mirrors[number] = obj
             self.mirror_ids[key] = number
         return number
+
 
     def _ref(self, obj: Any) -> dict:
         if isinstance(obj, RemoteObject):
@@ -269,13 +271,7 @@ class Judge:
                 raise WireError("a stand-in from another notebook")
             return obj._ref()
         if isinstance(obj, torch.Generator):
-            key = id(obj)
-            number = self.mirror_ids.get(key)
-            if number is None or self.mirrors.get(number) is not obj:
-                number = len(self.mirrors) + 1
-                self.mirrors[number] = obj
-                self.mirror_ids[key] = number
-            return {"t": "generator", "mirror": number, "state": remote._tensor(obj.get_state())}
+            return {"t": "generator", "mirror": self._mirror_number(obj), "state": remote._tensor(obj.get_state())}
         if callable(obj) and not isinstance(obj, type):
             key = id(obj)
             number = self.callback_ids.get(key)
@@ -287,14 +283,8 @@ class Judge:
         raise WireError(f"a {type(obj).__name__} cannot be sent to the student's code")
 
     def _tensor(self, t: torch.Tensor) -> dict:
-        key = id(t)
-        number = self.mirror_ids.get(key)
-        if number is None or self.mirrors.get(number) is not t:
-            number = len(self.mirrors) + 1
-            self.mirrors[number] = t
-            self.mirror_ids[key] = number
         data = remote._tensor(t)
-        data["mirror"] = number
+        data["mirror"] = self._mirror_number(t)
         if t.requires_grad:
             data["requires_grad"] = True
             data["grad"] = None if t.grad is None else remote._tensor(t.grad)
