@@ -605,23 +605,40 @@ def grad_table(actual: Mapping[str, Any], expected: Mapping[str, torch.Tensor]) 
     return "\n".join(lines)
 
 
+def refuse_single_precision(label: str, inputs: tuple, what: str = "gradcheck") -> None:
+    """Float32 inputs are refused up front: finite differences in float32 are too coarse for the
+    default tolerances, so gradcheck (or gradgradcheck) would fail even for a correct backward."""
+    for i, x in enumerate(inputs):
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64:
+            raise AssertionError(
+                f"{what}({label}): input {i} is {x.dtype}; {what} needs float64 inputs because "
+                "finite differences in single precision are too inaccurate (diagnosis: wrong_dtype)"
+            )
+
+
+def gradcheck_failure(label: str, text: str, what: str = "gradcheck") -> AssertionError:
+    """The message for a backward that disagrees with finite differences (gradcheck's own text, cut)."""
+    text = text.strip()
+    first = text.splitlines()[0] if text else f"{what} failed"
+    return AssertionError(
+        f"{what}({label}): the backward disagrees with finite differences (diagnosis: values)\n"
+        f"{first}\n{text[len(first):].strip()[:1500]}"
+    )
+
+
 def gradcheck(fn: Callable, inputs: tuple, name: str | None = None, **kwargs) -> bool:
     """``torch.autograd.gradcheck`` with a message a student can read; returns True or raises.
 
-    Float32 inputs are refused up front: finite differences in float32 are too coarse for the
-    default tolerances, so gradcheck would fail even for a correct backward.
+    Float32 inputs are refused up front (:func:`refuse_single_precision`). When the lab is graded the
+    function lives in the student's kernel: :func:`backproplab.function_checks.gradcheck` makes the same
+    comparison from the values it reports, with the same messages.
     """
-    if remote.judging():  # graded: the function lives in the student's kernel (function_checks.gradcheck)
+    if remote.judging():
         from . import function_checks
 
         return function_checks.gradcheck(fn, inputs, name=name, **kwargs)
     label = name or getattr(fn, "__name__", None) or getattr(fn, "__qualname__", "function")
-    for i, x in enumerate(inputs):
-        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64:
-            raise AssertionError(
-                f"gradcheck({label}): input {i} is {x.dtype}; gradcheck needs float64 inputs because "
-                "finite differences in single precision are too inaccurate (diagnosis: wrong_dtype)"
-            )
+    refuse_single_precision(label, inputs)
     from torch.autograd.gradcheck import GradcheckError
 
     try:
@@ -631,12 +648,7 @@ def gradcheck(fn: Callable, inputs: tuple, name: str | None = None, **kwargs) ->
             f"gradcheck({label}): {DIAGNOSES['not_implemented']} (diagnosis: not_implemented)"
         ) from exc
     except GradcheckError as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else "gradcheck failed"
-        raise AssertionError(
-            f"gradcheck({label}): the backward disagrees with finite differences (diagnosis: values)\n"
-            f"{first}\n{text[len(first):].strip()[:1500]}"
-        ) from exc
+        raise gradcheck_failure(label, str(exc)) from exc
     except RuntimeError as exc:
         raise AssertionError(f"gradcheck({label}) raised RuntimeError: {exc} (diagnosis: crash)") from exc
 

@@ -735,21 +735,11 @@ def gradcheck(fn: Callable, inputs: tuple, name: str | None = None, **kwargs) ->
     float32 are too coarse for the default tolerances, so gradcheck would fail even for a correct backward.
     """
     label = name or _fn_label(fn, "__name__")
-    for i, x in enumerate(inputs):
-        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64:
-            raise AssertionError(
-                f"gradcheck({label}): input {i} is {x.dtype}; gradcheck needs float64 inputs because "
-                "finite differences in single precision are too inaccurate (diagnosis: wrong_dtype)"
-            )
+    checks.refuse_single_precision(label, inputs)
     try:
         _finite_differences(fn, tuple(inputs), **kwargs)
     except _Mismatch as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else "gradcheck failed"
-        raise AssertionError(
-            f"gradcheck({label}): the backward disagrees with finite differences (diagnosis: values)\n"
-            f"{first}\n{text[len(first):].strip()[:1500]}"
-        ) from None
+        raise checks.gradcheck_failure(label, str(exc)) from None
     except _Raised as exc:
         info = exc.info
         if info["not_implemented"]:
@@ -767,11 +757,7 @@ def gradgradcheck(fn: Callable, inputs: tuple, name: str | None = None, **kwargs
     As :func:`gradcheck`, on the function ``(inputs, v) -> gradients of fn at inputs given grad_output v``
     (the student's backward, run with ``create_graph=True``), ``v`` drawn here uniformly in [-1, 1)."""
     label = name or _fn_label(fn, "__qualname__")
-    for i, x in enumerate(inputs):
-        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64:
-            raise AssertionError(
-                f"gradgradcheck({label}): input {i} is {x.dtype}; use float64 inputs (diagnosis: wrong_dtype)"
-            )
+    checks.refuse_single_precision(label, inputs, "gradgradcheck")
     hint = (
         "backward must be written with differentiable torch operations on the saved tensors, so that "
         "autograd can differentiate it again: no .detach(), .data, .item(), numpy or torch.no_grad() "
