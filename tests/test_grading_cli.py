@@ -185,7 +185,8 @@ def test_a_feedback_page_that_cannot_be_made_is_a_note_and_the_scores_stand(tmp_
 
     def failing(slot, args, cwd, env, timeout, fallback):
         return subprocess.CompletedProcess(args, 0, stdout=grading.FEEDBACK_LINE
-                                           + '{"student": "s1", "ok": false, "error": "ValueError: broken"}\n',
+                                           + '{"assignment": "tiny", "student": "s1", "ok": false, '
+                                           '"error": "ValueError: broken"}\n',
                                            stderr="")
 
     monkeypatch.setattr(forkserver, "run_job", failing)

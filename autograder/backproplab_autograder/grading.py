@@ -470,66 +470,63 @@ FEEDBACK_LINE = "BACKPROPLAB_FEEDBACK "
 def render_feedback(course: Course, settings: Settings, done: list[dict]) -> int:
     """The feedback phase, after every score has landed: the pages of the results marked ``pending``,
     rendered by ``settings.jobs`` warm workers (``nbjob --feedback-only``: one nbconvert set-up for a
-    worker's share of an assignment), polished and copied to ``DIR/feedback``; each result is then final
+    worker's share), polished and copied to ``DIR/feedback``; each result is then final
     (its hash says feedback). A page that cannot be rendered is a note in its result and leaves the scores
     alone; the next run makes it again. Returns the number of pages made."""
     pending = {(r["student_id"], r["assignment"]): r for r in done if r.get("feedback") == "pending"}
     if not pending:
         return 0
     slots = max(1, settings.jobs)
-    shares: list[list[tuple[str, list[str]]]] = [[] for _ in range(slots)]
-    for aid in sorted({a for _, a in pending}):
-        students = sorted(s for s, a in pending if a == aid)
-        for k in range(slots):
-            if students[k::slots]:
-                shares[k].append((aid, students[k::slots]))
+    ordered = sorted(pending, key=lambda key: (key[1], key[0]))  # assignment, then student
+    shares = [ordered[k::slots] for k in range(slots)]
     env = grading_env(course.jupyter_path)
     logs = settings.out / "work" / "feedback"
     logs.mkdir(parents=True, exist_ok=True)
     env[forkserver.LOG_DIR_VAR] = str(logs)
 
-    def render(slot: int) -> list[tuple[str, list[str], dict, float]]:
-        made = []
-        for aid, students in shares[slot]:
-            t0 = time.perf_counter()
-            args = [str(course.config_dir or course.root), aid, "--feedback-only", *students]
-            try:
-                proc = forkserver.run_job(slot, args, course.root, env, 120 + 30 * len(students),
-                                          fallback=lambda cmd, cwd, env_, t: run_tool(cmd, cwd, env_, timeout=t))
-                said = {}
-                for line in (proc.stdout or "").splitlines():
-                    if line.startswith(FEEDBACK_LINE):
-                        data = json.loads(line[len(FEEDBACK_LINE):])
-                        said[data["student"]] = data
-            except (subprocess.TimeoutExpired, OSError, ValueError, KeyError, TypeError) as exc:
-                said = {s: {"ok": False, "error": f"{type(exc).__name__}: {exc}"} for s in students}
-            made.append((aid, students, said, (time.perf_counter() - t0) / len(students)))
-        return made
+    def render(slot: int) -> tuple[dict, float]:
+        """One process renders the slot's share, every assignment of it (one template set-up)."""
+        share = shares[slot]
+        if not share:
+            return {}, 0.0
+        t0 = time.perf_counter()
+        args = [str(course.config_dir or course.root), "--feedback-only", *(f"{a}/{s}" for s, a in share)]
+        said = {}
+        try:
+            proc = forkserver.run_job(slot, args, course.root, env, 120 + 30 * len(share),
+                                      fallback=lambda cmd, cwd, env_, t: run_tool(cmd, cwd, env_, timeout=t))
+            for line in (proc.stdout or "").splitlines():
+                if line.startswith(FEEDBACK_LINE):
+                    data = json.loads(line[len(FEEDBACK_LINE):])
+                    said[(data["student"], data["assignment"])] = data
+        except (subprocess.TimeoutExpired, OSError, ValueError, KeyError, TypeError) as exc:
+            said = {key: {"ok": False, "error": f"{type(exc).__name__}: {exc}"} for key in share}
+        return said, (time.perf_counter() - t0) / len(share)
 
     count = 0
     with ThreadPoolExecutor(max_workers=slots) as pool:
-        for share in pool.map(render, range(slots)):
-            for aid, students, said, seconds in share:
-                notebook_id = Path(course.notebooks[aid]).stem
-                for student in students:
-                    res = pending[(student, aid)]
-                    produced = course.folder("feedback") / student / aid / f"{notebook_id}.html"
-                    line = said.get(student, {"ok": False, "error": "the feedback process ended before this page"})
-                    if line.get("ok") and produced.exists():
-                        feedback_page.polish(produced)
-                        dest = settings.out / "feedback" / student / aid
-                        dest.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(produced, dest / produced.name)
-                        res.pop("feedback", None)
-                        res["hash"] = res.pop("feedback_hash", res.get("hash"))
-                        if isinstance(res.get("timing"), dict):
-                            res["timing"]["feedback"] = round(seconds, 3)  # this page's share of the phase
-                        count += 1
-                    else:
-                        res["notes"] = [*res.get("notes", []), "no feedback page: nbgrader generate_feedback "
-                                        f"failed ({line.get('error') or 'no page written'}); the scores stand, "
-                                        "and the next run makes the page again"]
-                    results.write_json_atomic(settings.out / "results" / student / f"{aid}.json", res)
+        rendered = list(pool.map(render, range(slots)))
+    for share, (said, seconds) in zip(shares, rendered, strict=True):
+        for student, aid in share:
+            res = pending[(student, aid)]
+            notebook_id = Path(course.notebooks[aid]).stem
+            produced = course.folder("feedback") / student / aid / f"{notebook_id}.html"
+            line = said.get((student, aid), {"ok": False, "error": "the feedback process ended before this page"})
+            if line.get("ok") and produced.exists():
+                feedback_page.polish(produced)
+                dest = settings.out / "feedback" / student / aid
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(produced, dest / produced.name)
+                res.pop("feedback", None)
+                res["hash"] = res.pop("feedback_hash", res.get("hash"))
+                if isinstance(res.get("timing"), dict):
+                    res["timing"]["feedback"] = round(seconds, 3)  # this page's share of the phase
+                count += 1
+            else:
+                res["notes"] = [*res.get("notes", []), "no feedback page: nbgrader generate_feedback failed "
+                                f"({line.get('error') or 'no page written'}); the scores stand, and the next "
+                                "run makes the page again"]
+            results.write_json_atomic(settings.out / "results" / student / f"{aid}.json", res)
     return count
 
 
