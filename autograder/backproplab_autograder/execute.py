@@ -450,9 +450,9 @@ class SandboxedExecute(Execute):
                 self._replayable.append(index)
         meta = cell.metadata.get("nbgrader", {})
         if self.judged and not meta.get("grade") and not meta.get("solution"):
-            # the instructor's cell: its imports and definitions exist in the judge too (trusted copies)
+            # the instructor's cell: its imports and definitions exist in the judge too (trusted copies);
+            # a request it sends (releasing stand-ins) opens a loop that the next kernel cell ends
             self.session.absorb(cell.source)
-            self._close_client()  # absorbing may have sent a request (releasing stand-ins): end its loop
 
     # -- grade cells judged outside the kernel ----------------------------------------------------------
     def _judge_cell(self, cell: NotebookNode, index: int, left: float) -> None:
@@ -666,8 +666,6 @@ class SandboxedExecute(Execute):
         """The judge's channel without the loop (``BACKPROPLAB_JUDGE_LOOP=0``): one request to the worker (``backproplab.remote.handle`` in the kernel),
         answered in the execute reply's user expression; callbacks over the stdin channel; the student's
         printing collected (capped); a timeout interrupts the kernel; a dead kernel is restarted."""
-        import zmq
-
         client = self._client()
         # the request runs as code (input(), hence callbacks, is forwarded to us only while code runs);
         # silent and not stored: the kernel's history never holds it
@@ -678,54 +676,25 @@ class SandboxedExecute(Execute):
         limit = timeout if timeout is not None else self.limits.cell_timeout
         limit = min(limit, max(0.0, self._deadline - monotonic()))
         deadline = monotonic() + limit
-        poller = zmq.Poller()
-        sockets = {client.iopub_channel.socket: "iopub", client.stdin_channel.socket: "stdin",
-                   client.shell_channel.socket: "shell"}
-        idle_deadline = 0.0
-        for sock in sockets:
-            poller.register(sock, zmq.POLLIN)
-        interrupted = False
-        reply = None
-        idle = False
-        while True:
-            if reply is not None and (idle or monotonic() > idle_deadline):
-                break
+        interrupted = idle = False
+        reply, idle_deadline = None, 0.0
+        while reply is None or not (idle or monotonic() > idle_deadline):
             deadline, interrupted, wait = self._time_left(deadline, interrupted, limit)
             if wait is None:
                 continue
-            events = dict(poller.poll(timeout=min(wait, 0.5) * 1000))
-            if not events:
-                if reply is None and not run_sync(self.km.is_alive)():
+            for kind, msg in self._loop_messages(client, msg_id, min(wait, 0.5)):
+                if kind == "none" and reply is None and not run_sync(self.km.is_alive)():
                     self._kernel_died_or_stuck()
                     raise judge_mod.WorkerFault("crash", "the kernel died")
-                continue
-            for sock, kind in sockets.items():
-                if sock not in events:
-                    continue
-                channel = {"shell": client.shell_channel, "stdin": client.stdin_channel,
-                           "iopub": client.iopub_channel}[kind]
-                while True:
-                    try:
-                        msg = channel.get_msg(timeout=0)
-                    except Empty:
-                        break
-                    if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                        continue
-                    if kind == "iopub":
-                        if msg.get("msg_type") == "status" and \
-                                msg.get("content", {}).get("execution_state") == "idle":
-                            idle = True
-                        else:
-                            self._probe_output(msg)
-                    elif kind == "stdin" and msg.get("msg_type") == "input_request":
-                        prompt = str(msg.get("content", {}).get("prompt", ""))
-                        if prompt.startswith(CALLBACK_PREFIX):
-                            client.input(on_callback(prompt[len(CALLBACK_PREFIX):]))
-                        else:
-                            client.input("")
-                    elif kind == "shell" and msg.get("msg_type") == "execute_reply":
-                        reply = msg
-                        idle_deadline = monotonic() + 2.0  # the kernel's last output comes before its idle
+                if kind == "idle":
+                    idle = True
+                elif kind == "stdin" and msg.get("msg_type") == "input_request":
+                    prompt = str(msg.get("content", {}).get("prompt", ""))
+                    client.input(on_callback(prompt[len(CALLBACK_PREFIX):])
+                                 if prompt.startswith(CALLBACK_PREFIX) else "")
+                elif kind == "shell" and msg.get("msg_type") == "execute_reply":
+                    reply = msg
+                    idle_deadline = monotonic() + 2.0  # the kernel's last output comes before its idle
         if self._probe_capped:
             self._probe_capped = False  # said once; more printing in this cell is cut again
             raise judge_mod.WorkerFault("output_cap", self._cap_message())

@@ -616,12 +616,12 @@ def refuse_single_precision(label: str, inputs: tuple, what: str = "gradcheck") 
             )
 
 
-def gradcheck_failure(label: str, text: str, what: str = "gradcheck") -> AssertionError:
+def gradcheck_failure(label: str, text: str) -> AssertionError:
     """The message for a backward that disagrees with finite differences (gradcheck's own text, cut)."""
     text = text.strip()
-    first = text.splitlines()[0] if text else f"{what} failed"
+    first = text.splitlines()[0] if text else "gradcheck failed"
     return AssertionError(
-        f"{what}({label}): the backward disagrees with finite differences (diagnosis: values)\n"
+        f"gradcheck({label}): the backward disagrees with finite differences (diagnosis: values)\n"
         f"{first}\n{text[len(first):].strip()[:1500]}"
     )
 
