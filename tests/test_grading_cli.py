@@ -194,3 +194,37 @@ def test_a_feedback_page_that_cannot_be_made_is_a_note_and_the_scores_stand(tmp_
     assert res["score"] == 2.0 and res["cells"] == cells and res["feedback"] == "pending"
     assert "no feedback page" in res["notes"][-1] and "ValueError: broken" in res["notes"][-1]
     assert (settings.out / "results" / "s1" / "tiny.json").exists()
+
+
+def test_setup_releases_every_assignment_in_one_pass_and_names_the_one_that_failed(tmp_path):
+    """The set-up generates all handed-in assignments in one nbgrader process: a broken source is named
+    (with nbgrader's reason), the good ones are released and recorded, and a rerun after the fix redoes
+    only the one that failed."""
+    from backproplab_autograder import cli, grading
+
+    source = tinycourse.build(tmp_path)
+    broken = nbformat.read(str(source / "tiny" / "tiny.ipynb"), as_version=4)
+    broken.cells[2].source = broken.cells[2].source.replace("### END SOLUTION", "")  # an unclosed region
+    (source / "broke").mkdir()
+    nbformat.write(broken, str(source / "broke" / "broke.ipynb"))
+    settings = cli.settings_from_args(cli.build_parser().parse_args(
+        [str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--source", str(source)]))
+    with pytest.raises(RuntimeError) as failure:
+        grading.setup_course(settings, ["broke", "tiny"])
+    message = str(failure.value)
+    assert "could not set up broke:" in message and "end solution" in message.lower(), message
+    root = tmp_path / "out" / "course"
+    assert (root / "release" / "tiny" / "tiny.ipynb").exists()
+    assert (root / "source-hashes" / "tiny").exists() and not (root / "source-hashes" / "broke").exists()
+
+    nbformat.write(nbformat.read(str(source / "tiny" / "tiny.ipynb"), as_version=4), str(source / "broke" / "broke.ipynb"))
+    released = (root / "release" / "tiny" / "tiny.ipynb").stat().st_mtime_ns
+    course = grading.setup_course(settings, ["broke", "tiny"])
+    assert (root / "release" / "tiny" / "tiny.ipynb").stat().st_mtime_ns == released  # not regenerated
+    assert set(course.release) == {"broke", "tiny"}
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url) as gradebook:
+        cells = {aid: len(gradebook.find_notebook(aid, aid).grade_cells)
+                 for aid in ("broke", "tiny")}
+    assert cells == {"broke": 3, "tiny": 3}

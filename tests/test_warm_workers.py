@@ -60,3 +60,51 @@ def test_nothing_of_one_students_job_reaches_the_next_in_the_same_slot(graded):
     scores = {(r["student_id"], r["grade_id"]): (float(r["score"]), r["reason"]) for r in graded["rows"]}
     for student in ("a_leaker", "b_clean", "c_good"):
         assert scores[(student, "test_square")] == (tinycourse.POINTS["test_square"], "passed"), (student, scores)
+
+
+def _server_processes() -> list[int]:
+    """Fork servers that are children of this test process."""
+    import os
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"backproplab_autograder.forkserver" in cmd:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_prestarted_server_takes_its_slots_first_job_and_shutdown_leaves_none_behind(tmp_path):
+    """prestart: the slot's first job waits for the server already importing (never a fresh process);
+    a server still starting when the grader shuts down closes itself once it is ready."""
+    import time
+
+    from backproplab_autograder import forkserver
+
+    fresh = []
+    forkserver.prestart(1)
+    try:
+        # arguments nbjob refuses: the job fails at once, in a child of the prestarted server
+        done = forkserver.run_job(0, ["no-such-course"], tmp_path, {"PATH": "/usr/bin:/bin"}, 60,
+                                  lambda *a: fresh.append(a))
+        assert fresh == [] and getattr(done, "warm", False), (fresh, done)
+        assert done.returncode != 0 and "nbjob" in done.stderr, done
+        assert len(_server_processes()) == 1
+    finally:
+        forkserver.shutdown()
+    assert _server_processes() == []
+
+    forkserver.prestart(2)
+    starting = list(forkserver._STARTING.values())
+    forkserver.shutdown()          # while both are still importing
+    for thread in starting:
+        thread.join(60)
+    deadline = time.time() + 10
+    while _server_processes() and time.time() < deadline:
+        time.sleep(0.1)
+    assert _server_processes() == [] and forkserver._SERVERS == {}

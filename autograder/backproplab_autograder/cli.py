@@ -102,7 +102,12 @@ def grade_class(submissions: Path, settings: grading.Settings, assignments: list
     # set up (generate the release of) only the assignments someone handed in: cached across runs
     handed_in = {aid for (_, aid) in placed.placed}
     assignments = [a for a in assignments if a in handed_in]
-    course = grading.setup_course(settings, assignments)
+    grading.prestart_workers(settings, bool(placed.placed))
+    try:
+        course = grading.setup_course(settings, assignments)
+    except BaseException:
+        grading.forkserver.shutdown()
+        raise
     settings.hide = [*settings.hide, Path(submissions).resolve() if Path(submissions).is_dir()
                      else Path(submissions).resolve().parent]
     jobs = grading.collect_jobs(out / "work" / "submitted", assignments, placed.placed, placed.nbgrader_files)
@@ -197,7 +202,12 @@ def grade_course_dir(args, echo=print) -> dict:
     for problem in placed.problems:
         echo(f"intake: {problem}")
     handed_in = sorted({aid for (_, aid) in placed.placed})
-    course = coursemode.setup(cfg, out, [a for a in assignments if a in handed_in])
+    grading.prestart_workers(settings, bool(placed.placed))
+    try:
+        course = coursemode.setup(cfg, out, [a for a in assignments if a in handed_in])
+    except BaseException:
+        grading.forkserver.shutdown()
+        raise
     jobs = grading.collect_jobs(out / "work" / "submitted", course.assignments, placed.placed,
                                 placed.nbgrader_files)
     return _grade_and_write(course, settings, jobs, placed, started, args.student, args.force, echo)

@@ -293,7 +293,8 @@ class SandboxedExecute(Execute):
         self._replayable: list[int] = []
         self._deadline = monotonic() + self.limits.notebook_timeout
         try:
-            self.timing = {"kernel_start": 0.0, "student_cells": 0.0, "grade_cells": 0.0, "judge_requests": 0}
+            self.timing = {"kernel_start": 0.0, "student_cells": 0.0, "grade_cells": 0.0, "judge_requests": 0,
+                           "cells": []}  # per cell: [grade id or index, kind, seconds, requests]
             started = monotonic()
             with self.setup_kernel(cwd=str(self.box)):
                 assert self.kc
@@ -306,8 +307,11 @@ class SandboxedExecute(Execute):
                     kind = "grade_cells" if meta.get("grade") and not meta.get("solution") else "student_cells"
                     t0, requests = monotonic(), self.session.judge.requests
                     self._run_cell(cell, resources, index)
-                    self.timing[kind] = round(self.timing[kind] + monotonic() - t0, 3)
-                    self.timing["judge_requests"] += self.session.judge.requests - requests
+                    seconds, asked = monotonic() - t0, self.session.judge.requests - requests
+                    self.timing[kind] = round(self.timing[kind] + seconds, 3)
+                    self.timing["judge_requests"] += asked
+                    if cell.get("cell_type") == "code":
+                        self.timing["cells"].append([meta.get("grade_id") or index, kind, round(seconds, 3), asked])
         finally:
             self.protections = self._protections()
             if self.group is not None:

@@ -211,26 +211,35 @@ def setup_course(settings: Settings, assignments: list[str]) -> Course:
     from .cluster import create_gradebook, gradebook_lock  # a shared PostgreSQL gradebook: created once
 
     create_gradebook(db_url, COURSE_ID)
+    stale, digests = [], {}
     for aid in assignments:
         src = Path(settings.source_dir) / aid
-        nb_name = names[aid]
-        digest = _sha(*[p.read_bytes() for p in sorted(src.rglob("*")) if p.is_file()])
+        digests[aid] = _sha(*[p.read_bytes() for p in sorted(src.rglob("*")) if p.is_file()])
         stamp = root / "source-hashes" / aid
-        if not (stamp.exists() and stamp.read_text() == digest
-                and (root / "release" / aid / nb_name).exists()):
+        if not (stamp.exists() and stamp.read_text() == digests[aid]
+                and (root / "release" / aid / names[aid]).exists()):
+            stale.append(aid)
+            stamp.unlink(missing_ok=True)
             dest = root / "source" / aid
             if dest.exists():
                 shutil.rmtree(dest)
             shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc"))
-            with gradebook_lock(db_url):  # one grader at a time writes the assignment's rows
-                proc = _with_lock_retry(lambda aid=aid: run_tool(
-                    nbgrader_cmd("generate_assignment", aid, "--force"), root, env, timeout=600))
-            if proc.returncode != 0:
-                raise RuntimeError(f"nbgrader generate_assignment {aid} failed:\n{proc.stdout}\n{proc.stderr}")
-            stamp.parent.mkdir(exist_ok=True)
-            stamp.write_text(digest)
-        source_hash[aid] = digest
-        release[aid] = nbformat.read(str(root / "release" / aid / nb_name), as_version=4)
+    if stale:  # every changed assignment in one process (generate.py): nbgrader is imported once
+        with gradebook_lock(db_url):  # one grader at a time writes the assignments' rows
+            proc = _with_lock_retry(lambda: run_tool(
+                [sys.executable, "-m", "backproplab_autograder.generate", *stale], root, env,
+                timeout=300 * len(stale)))
+        ready = {line.split(" ", 1)[1] for line in (proc.stdout or "").splitlines() if line.startswith("generated ")}
+        for aid in stale:
+            if aid in ready:
+                (root / "source-hashes").mkdir(exist_ok=True)
+                (root / "source-hashes" / aid).write_text(digests[aid])
+        if proc.returncode != 0:
+            raise RuntimeError(f"nbgrader could not set up {', '.join(a for a in stale if a not in ready)}:\n"
+                               f"{proc.stderr}")
+    for aid in assignments:
+        source_hash[aid] = digests[aid]
+        release[aid] = nbformat.read(str(root / "release" / aid / names[aid]), as_version=4)
     protected = {}
     for aid in assignments:
         src_nb = nbformat.read(str(root / "source" / aid / names[aid]), as_version=4)
@@ -609,6 +618,13 @@ def _ungradable_html(job: Job, why: str) -> str:
             f"<p>Your submitted notebook could not be graded: {html.escape(why)}.</p>"
             "<p>Every exercise of this notebook scores 0. Open the notebook in JupyterLab, check that it "
             "opens and runs, save it and hand it in again.</p></body></html>")
+
+
+def prestart_workers(settings: Settings, anything_handed_in: bool) -> None:
+    """The local slots' warm workers start importing while the course is set up (a rerun with nothing
+    left to grade closes them unused: about 2.7 s of one core each, against that much saved per slot)."""
+    if anything_handed_in and not settings.dask:
+        forkserver.prestart(max(1, settings.jobs))
 
 
 class Grader:
