@@ -111,13 +111,13 @@ def bench_grading(n: int) -> None:
         count = demo_mod.build_submissions(subs)
         exe = Path(sys.executable).parent / "backproplab-grade"
 
-        def grade(tag: str, jobs: int, env: dict | None = None) -> tuple[list[float], Path]:
+        def grade(tag: str, jobs: int, env: dict | None = None, extra: tuple = ()) -> tuple[list[float], Path]:
             """Grade the class ``n`` times into fresh folders; seconds per notebook, and the last folder."""
             times, out = [], Path(tmp)
             for i in range(n):
                 out = Path(tmp) / f"{tag}-{i}"
                 start = time.perf_counter()
-                subprocess.run([str(exe), str(subs), "--out", str(out), "--jobs", str(jobs)], check=True,
+                subprocess.run([str(exe), str(subs), "--out", str(out), "--jobs", str(jobs), *extra], check=True,
                                capture_output=True, env={**_tool_env(), **(env or {})})
                 times.append((time.perf_counter() - start) / count)
             return times, out
@@ -129,6 +129,10 @@ def bench_grading(n: int) -> None:
             record("grading", f"backproplab-grade --jobs {jobs} ({count} notebooks)", times, "s/notebook")
             if jobs == 2:
                 breakdown(out, f"--jobs {jobs}")
+        # scores only (what `nbgrader autograde` alone makes): no feedback pages
+        times, _ = grade("scores", 2, extra=("--no-feedback",))
+        per_jobs["scores"] = statistics.median(times)
+        record("grading", "backproplab-grade --jobs 2 --no-feedback (scores only)", times, "s/notebook")
         # what the warm workers save: the same run with every job in a fresh process
         times, _ = grade("fresh", 2, {"BACKPROPLAB_FORKSERVER": "0"})
         record("grading", "every job in a fresh process (no warm worker), --jobs 2", times, "s/notebook")
@@ -143,22 +147,30 @@ def bench_grading(n: int) -> None:
         breakdown(out, "grade cells in the kernel")
         record("grading", "cost of the judge: judged / in-kernel, --jobs 2", [per_jobs[2] / statistics.median(times)],
                "x")
-        times = []
+        times, pages = [], []
         for i in range(n):
-            times.append(_plain_nbgrader(subs, Path(tmp) / f"plain-{i}") / count)
+            autograde, feedback = _plain_nbgrader(subs, Path(tmp) / f"plain-{i}")
+            times.append(autograde / count)
+            pages.append((autograde + feedback) / count)
         record("grading", f"plain sequential nbgrader autograde ({count} notebooks)", times, "s/notebook")
-        plain = statistics.median(times)
-        for jobs, t in per_jobs.items():
-            record("grading", f"ratio plain / backproplab-grade --jobs {jobs}", [plain / t], "x")
+        record("grading", "plain sequential nbgrader autograde + generate_feedback", pages, "s/notebook")
+        plain, plain_pages = statistics.median(times), statistics.median(pages)
+        for jobs in (1, 2):
+            record("grading", f"ratio plain autograde / backproplab-grade --jobs {jobs}", [plain / per_jobs[jobs]], "x")
+        record("grading", "ratio plain autograde / backproplab-grade --jobs 2 --no-feedback (scores both)",
+               [plain / per_jobs["scores"]], "x")
+        record("grading", "ratio plain autograde + generate_feedback / backproplab-grade --jobs 2 (pages both)",
+               [plain_pages / per_jobs[2]], "x")
 
 
 def breakdown(out: Path, label: str) -> None:
     """Where one job's time went, median over the class (from each result's ``timing``)."""
-    timings, totals, processes = [], [], []
+    timings, totals, processes, labs = [], [], [], []
     for path in sorted((out / "results").glob("*/*.json")):
         res = json.loads(path.read_text())
         if isinstance(res.get("timing"), dict):
             timings.append(res["timing"])
+            labs.append(path.stem)
             totals.append(res.get("seconds", 0.0))
             processes.append(res.get("nbgrader_seconds", 0.0))
     if not timings:
@@ -178,6 +190,15 @@ def breakdown(out: Path, label: str) -> None:
     requests = [t.get("judge_requests", 0) for t in timings]
     record("grading", f"  per job, requests from the judge to the kernel ({label})", [float(r) for r in requests],
            "requests")
+    # the cells that cost the class most: seconds summed over every job that has the cell
+    cells: dict[str, list[float]] = {}
+    for lab, t in zip(labs, timings, strict=True):
+        for entry in t.get("cells") or []:
+            if isinstance(entry, list) and len(entry) == 4 and isinstance(entry[2], (int, float)):
+                key = f"{lab}:{entry[0]}" if entry[1] == "grade_cells" else f"{lab}: student cell {entry[0]}"
+                cells.setdefault(key, []).append(float(entry[2]))
+    for key, seconds in sorted(cells.items(), key=lambda kv: -sum(kv[1]))[:8]:
+        record("grading", f"  costliest cells, {key} ({label})", seconds, "s")
 
 
 def _tool_env() -> dict:
@@ -186,8 +207,9 @@ def _tool_env() -> dict:
     return tool_env()
 
 
-def _plain_nbgrader(subs: Path, root: Path) -> float:
-    """Plain nbgrader: one course, every student autograded by one sequential `nbgrader autograde`."""
+def _plain_nbgrader(subs: Path, root: Path) -> tuple[float, float]:
+    """Plain nbgrader: one course, every student autograded by one sequential `nbgrader autograde` per
+    assignment, then their feedback pages by `nbgrader generate_feedback`; the seconds of each."""
     from backproplab_autograder.config import render_config
     from backproplab_autograder.course import SOLUTIONS, nbgrader
 
@@ -205,7 +227,11 @@ def _plain_nbgrader(subs: Path, root: Path) -> float:
     start = time.perf_counter()
     for aid in assignments:
         nbgrader("autograde", aid, "--create", "--force", cwd=root, check=False)
-    return time.perf_counter() - start
+    autograde = time.perf_counter() - start
+    start = time.perf_counter()
+    for aid in assignments:
+        nbgrader("generate_feedback", aid, "--force", cwd=root, check=False)
+    return autograde, time.perf_counter() - start
 
 
 # --- widgets -----------------------------------------------------------------------------------

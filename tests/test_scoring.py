@@ -60,3 +60,28 @@ def test_feedback_summary_names_each_check_and_wraps_long_lines():
     assert "<code>answer_cost</code></a> (written answer)" in out
     assert "white-space: pre-wrap" in out.split("</head>")[0]
     assert polish_text(out) == out  # idempotent
+
+
+def test_the_feedback_exporter_makes_the_same_page_as_nbconvert():
+    """FeedbackHTMLExporter skips nbconvert's BeautifulSoup pass only where it would change nothing: a
+    page without images or JupyterLab cell wrappers is the same document; a page with them gets the same
+    alt text and tabindex; templates are compiled once per process, with the same result."""
+    from backproplab_autograder.feedback_page import FeedbackHTMLExporter
+    from bs4 import BeautifulSoup
+    from nbconvert.exporters import HTMLExporter
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    plain = new_notebook(cells=[new_markdown_cell("# Lab\nsome *text* & <b>more</b>"),
+                                new_code_cell("print(1 < 2)", outputs=[new_output("stream", name="stdout",
+                                                                                  text="True\n")])])
+    with_image = new_notebook(cells=[*plain.cells, new_code_cell("plot()", outputs=[
+        new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})])])
+    for template in ("classic", "lab"):
+        for nb in (plain, with_image):
+            expected, _ = HTMLExporter(template_name=template).from_notebook_node(nb)
+            for _ in range(2):  # the second exporter uses the compiled templates of the first
+                page, _ = FeedbackHTMLExporter(template_name=template).from_notebook_node(nb)
+                assert str(BeautifulSoup(page, features="html.parser")) == expected, (template, len(nb.cells))
+    image_page, _ = FeedbackHTMLExporter(template_name="classic").from_notebook_node(with_image)
+    assert 'alt="No description has been provided for this image"' in image_page

@@ -181,6 +181,39 @@ def _warm() -> None:
 
     from . import execute, judge, nbjob, scoring  # noqa: F401
 
+    _warm_the_judge()
+
+
+def _warm_the_judge() -> None:
+    """What the judge of every job would otherwise do for itself on first use, done once here: the labs'
+    import blocks (the course library, matplotlib, IPython's display: about 0.4 s a job) and torch's
+    optimizers, whose first step imports much of torch (about 0.9 s in a job whose grade cells compare
+    with ``torch.optim.Adam``). Only library code runs here, never a student's."""
+    import importlib
+    import pkgutil
+
+    import torch
+
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the jobs' own setting (grading.grading_env)
+    try:
+        import backproplab
+    except ImportError:  # a grader without the course library: nothing of it to warm
+        return
+    for info in pkgutil.walk_packages(backproplab.__path__, "backproplab."):
+        try:
+            importlib.import_module(info.name)
+        except Exception:  # noqa: BLE001, S112 - a module that cannot load here loads (or fails) in the job
+            continue
+    for module in ("IPython.display", "matplotlib.pyplot", "tqdm.auto"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001, S112
+            continue
+    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    for make in (torch.optim.Adam, torch.optim.SGD):
+        p.grad = torch.ones_like(p)
+        make([p], lr=0.1).step()
+
 
 def _child(request: dict) -> None:
     """In the forked child: become the job's process (own session, environment, folder, logs) and run it."""

@@ -19,11 +19,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     assignments = list(sys.argv[1:] if argv is None else argv)
-    from nbgrader.apps.api import NbGraderAPI
-    from traitlets.config.loader import PyFileConfigLoader
+    from .nbjob import _api  # nbgrader's API on the course folder's own configuration
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=os.getcwd()).load_config()
-    api = NbGraderAPI(config=config)
+    api = _api(os.getcwd())
     failed = 0
     for aid in assignments:
         result = api.generate_assignment(aid, force=True, create=True)

@@ -75,6 +75,7 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+c.GenerateFeedback.exporter_class = "backproplab_autograder.feedback_page.FeedbackHTMLExporter"
 """
 
 

@@ -26,7 +26,6 @@ __all__ = [
     "CallBudgetExceeded",
     "count_calls",
     "mlp_reference",
-    "train_with_reference_pieces",
     "random_mlp_case",
     "call_backward",
     "assert_mlp_grads_close",
@@ -120,9 +119,8 @@ def _count_in_worker(fn: Callable, *args, limit: int | None = None, recursion_li
 # --- the one-hidden-layer network: oracle, random cases, diagnosis ------------------------------
 
 
-def _oracle_values(p: Mapping[str, torch.Tensor], X: torch.Tensor, tanh_derivative: bool = True):
-    """The tanh network's forward values from built-in layers (keys ``X, htilde, h, ytilde, yhat``), and
-    the log-probabilities."""
+def _oracle_loss(p: Mapping[str, torch.Tensor], X: torch.Tensor, Y: torch.Tensor, tanh_derivative: bool):
+    """Cross-entropy of the tanh network, from built-in layers; also returns the intermediate values."""
     F = torch.nn.functional
     pre_hidden = F.linear(X, p["Wh"], p["bh"].reshape(-1))
     hidden = torch.tanh(pre_hidden)
@@ -131,13 +129,9 @@ def _oracle_values(p: Mapping[str, torch.Tensor], X: torch.Tensor, tanh_derivati
         hidden = pre_hidden + (hidden - pre_hidden).detach()
     logits = F.linear(hidden, p["Wy"], p["by"].reshape(-1))
     log_probs = torch.log_softmax(logits, dim=1)
-    return {"X": X, "htilde": pre_hidden, "h": hidden, "ytilde": logits, "yhat": log_probs.exp()}, log_probs
-
-
-def _oracle_loss(p: Mapping[str, torch.Tensor], X: torch.Tensor, Y: torch.Tensor, tanh_derivative: bool):
-    """Cross-entropy of the tanh network, from built-in layers; also returns the intermediate values."""
-    values, log_probs = _oracle_values(p, X, tanh_derivative)
-    return -(Y * log_probs).sum() / X.shape[0], values
+    loss = -(Y * log_probs).sum() / X.shape[0]
+    values = {"X": X, "htilde": pre_hidden, "h": hidden, "ytilde": logits, "yhat": log_probs.exp()}
+    return loss, values
 
 
 def mlp_reference(
@@ -159,56 +153,6 @@ def mlp_reference(
         loss, _ = _oracle_loss(p64, X64, Y64, tanh_derivative)
         grads = torch.autograd.grad(loss, [p64[k] for k in PARAM_KEYS])
     return outputs, {k: g.detach() for k, g in zip(PARAM_KEYS, grads, strict=True)}
-
-
-# --- a training loop judged alone: correct pieces bound where it looks them up -----------------
-
-
-def _piece_forward(params: Mapping[str, torch.Tensor], X: torch.Tensor) -> dict[str, torch.Tensor]:
-    with torch.no_grad():
-        return _oracle_values(params, X)[0]
-
-
-def _piece_backward(params: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor],
-                    Y: torch.Tensor) -> dict[str, torch.Tensor]:
-    with torch.enable_grad():
-        leaf = {k: params[k].detach().clone().requires_grad_(True) for k in PARAM_KEYS}
-        loss, _ = _oracle_loss(leaf, outputs["X"], Y, True)
-        grads = torch.autograd.grad(loss, [leaf[k] for k in PARAM_KEYS])
-    return {k: g.detach() for k, g in zip(PARAM_KEYS, grads, strict=True)}
-
-
-def _piece_sgd_step(params: dict, grads: Mapping[str, torch.Tensor], eta: float) -> None:
-    with torch.no_grad():
-        for k in grads:
-            params[k].add_(grads[k], alpha=-eta)
-
-
-def _piece_cross_entropy(yhat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    return -(Y * torch.log(yhat)).sum() / yhat.shape[0]
-
-
-def _piece_softmax(z: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(z, dim=1)
-
-
-_TRAINING_PIECES = {"forward": _piece_forward, "backward": _piece_backward, "sgd_step": _piece_sgd_step,
-                    "cross_entropy": _piece_cross_entropy, "softmax": _piece_softmax}
-
-
-@remote.worker_side
-def train_with_reference_pieces(train: Callable, *args: Any, **kwargs: Any) -> Any:
-    """``train(*args, **kwargs)`` (through :func:`checks.call`) with correct ``forward``, ``backward``,
-    ``sgd_step``, ``cross_entropy`` and ``softmax`` bound where ``train`` looks its names up, and the
-    student's own put back afterwards: only the training loop is judged.
-
-    Runs next to the student's code: when graded, the whole training is one request to the kernel
-    (the pieces are this library's, in the kernel too), not a call back to the judge per step. It returns
-    what ``train`` returned and carries no expected value."""
-    from .function_checks import namespace_of, substituted
-
-    with substituted(namespace_of(train), **_TRAINING_PIECES):
-        return checks.call(train, *args, name=getattr(train, "__name__", "train_mlp"), **kwargs)
 
 
 def random_mlp_case(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -239,7 +240,24 @@ def parameters_of(model: nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
-_namespace_of = function_checks.namespace_of  # the namespace the student's object looks its names up in
+def _namespace_of(obj: Any) -> dict:
+    """The namespace the student's object looks its names up in: the notebook's, on the desk and in the
+    student's kernel alike (a function's globals; for a class, those of one of its methods)."""
+    if isinstance(obj, type):  # the methods the class itself defines (not inherited, not borrowed)
+        module = getattr(obj, "__module__", None)
+        candidates = [getattr(v, "__func__", v) for v in vars(obj).values()]
+        candidates = [f for f in candidates if inspect.isfunction(f) and f.__module__ == module]
+    else:
+        candidates = [obj]
+    for cand in candidates:
+        try:
+            fn = inspect.unwrap(cand)  # a decorated function: the student's own, inside
+        except ValueError:
+            fn = cand
+        ns = getattr(fn, "__globals__", None) if inspect.isfunction(fn) else None
+        if type(ns) is dict:
+            return ns
+    return remote._namespace()
 
 
 @contextlib.contextmanager

@@ -62,7 +62,6 @@ __all__ = [
     "gradgradcheck",
     "graph_node_names",
     "magnitude_of",
-    "namespace_of",
     "run_backward",
     "run_forward",
     "substituted",
@@ -855,26 +854,6 @@ def autograd_function(name: str, fn: Callable[..., torch.Tensor]) -> type:
     if _judging():
         return _reference_probe(name, _torch_path(fn) or fn)
     return _reference(name, fn)
-
-
-def namespace_of(obj: Any) -> dict:
-    """The namespace the student's object looks its names up in: the notebook's, on the desk and in the
-    student's kernel alike (a function's globals; for a class, those of one of its methods)."""
-    if isinstance(obj, type):  # the methods the class itself defines (not inherited, not borrowed)
-        module = getattr(obj, "__module__", None)
-        candidates = [getattr(v, "__func__", v) for v in vars(obj).values()]
-        candidates = [f for f in candidates if inspect.isfunction(f) and f.__module__ == module]
-    else:
-        candidates = [obj]
-    for cand in candidates:
-        try:
-            fn = inspect.unwrap(cand)  # a decorated function: the student's own, inside
-        except ValueError:
-            fn = cand
-        ns = getattr(fn, "__globals__", None) if inspect.isfunction(fn) else None
-        if type(ns) is dict:
-            return ns
-    return remote._namespace()
 
 
 def _namespace_of(anchors: Sequence[Any]) -> dict:

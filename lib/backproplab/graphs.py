@@ -474,6 +474,37 @@ def rule_chain(Value, leaf, depth: int, partials: Sequence[Sequence[float]], als
     return node
 
 
+RULE_OPS = ("add", "mul", "scale", "sin")
+
+
+@remote.worker_side
+def rule_graph(Value, leaf_values: Sequence[float], recipe: Sequence[Sequence]) -> list:
+    """Every node of a graph of :func:`rule_node` s, built in one go: the leaves ``Value(v)``, then one node
+    per ``(op, i, j, c)`` of ``recipe`` on the nodes so far (``i`` and ``j`` taken modulo their number):
+    ``add`` (a + b), ``mul`` (a * b), ``scale`` (c * a) or ``sin`` (sin a), with its exact local
+    derivatives computed from the parents' data. Grades the sweep alone, on any DAG shape."""
+    nodes = [Value(float(v)) for v in leaf_values]
+    for op, i, j, c in recipe:
+        a, b = nodes[int(i) % len(nodes)], nodes[int(j) % len(nodes)]
+        if op == "add":
+            nodes.append(_rule_node(Value, a.data + b.data, [a, b], [1.0, 1.0], "+"))
+        elif op == "mul":
+            nodes.append(_rule_node(Value, a.data * b.data, [a, b], [b.data, a.data], "*"))
+        elif op == "scale":
+            nodes.append(_rule_node(Value, float(c) * a.data, [a], [float(c)], "*c"))
+        elif op == "sin":
+            nodes.append(_rule_node(Value, math.sin(a.data), [a], [math.cos(a.data)], "sin"))
+        else:
+            raise ValueError(f"unknown operation {op!r}; one of {RULE_OPS}")
+    return nodes
+
+
+@remote.worker_side
+def grads_of(nodes: Sequence) -> list:
+    """``[node.grad for node in nodes]``, as they are (one request when graded)."""
+    return [node.grad for node in nodes]
+
+
 class Node:
     """A bare graph node for the order checks: a name, a ``_prev`` tuple, and nothing else that matters."""
 

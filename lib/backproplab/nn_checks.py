@@ -143,21 +143,40 @@ def torch_forward(theta: torch.Tensor, x: torch.Tensor, layout: Layout, relu_las
 # --------------------------------------------------------------------------------------------
 
 
-def value_problem(Value) -> str | None:
-    """None when ``+``, ``*``, ``relu``, ``number + Value``, ``number * Value`` and ``backward()`` work."""
+@remote.worker_side
+def _value_probe(Value) -> dict:
+    """Observations of a small expression on the student's ``Value``, made next to it in one go: the
+    output's data (and its repr), then the leaves' grads after ``backward()``, or what raised. No verdict."""
     try:
         a, b, c = Value(2.0), Value(-3.0), Value(0.5)
         y = (a * b + c).relu() + (a * c + 1.0).relu() + 0.0 + 2.0 * b  # relu(-5.5) + relu(2.0) + 2 b
-        if not checks.close(float(y.data), -4.0):  # Python floats: float64
-            return f"(a * b + c).relu() + (a * c + 1).relu() + 2 * b gives {y.data!r} at a=2, b=-3, c=0.5, not -4.0"
-        y.backward()
-        got = [float(a.grad), float(b.grad), float(c.grad)]
-        if not checks.close(got, [0.5, 2.0, 2.0]):
-            return f"its gradients are {got}, expected [0.5, 2.0, 2.0] (a * b and a * c, relu, + and backward())"
+        seen: dict = {"data": float(y.data), "shown": repr(y.data)}
     except NotImplementedError:
-        return "part of it still raises NotImplementedError"
+        return {"problem": "part of it still raises NotImplementedError"}
     except Exception as exc:  # noqa: BLE001 - any failure is reported in words
-        return f"a small expression with +, * and relu raised {type(exc).__name__}: {exc}"
+        return {"problem": f"a small expression with +, * and relu raised {type(exc).__name__}: {exc}"}
+    try:
+        y.backward()
+        seen["grads"] = [float(a.grad), float(b.grad), float(c.grad)]
+    except NotImplementedError:
+        seen["after"] = "part of it still raises NotImplementedError"
+    except Exception as exc:  # noqa: BLE001
+        seen["after"] = f"a small expression with +, * and relu raised {type(exc).__name__}: {exc}"
+    return seen
+
+
+def value_problem(Value) -> str | None:
+    """None when ``+``, ``*``, ``relu``, ``number + Value``, ``number * Value`` and ``backward()`` work."""
+    seen = _value_probe(Value)
+    if "problem" in seen:
+        return str(seen["problem"])
+    if not checks.close(seen["data"], -4.0):  # Python floats: float64
+        return (f"(a * b + c).relu() + (a * c + 1).relu() + 2 * b gives {seen['shown']} at a=2, b=-3, c=0.5, "
+                "not -4.0")
+    if "after" in seen:
+        return str(seen["after"])
+    if not checks.close(seen["grads"], [0.5, 2.0, 2.0]):
+        return f"its gradients are {seen['grads']}, expected [0.5, 2.0, 2.0] (a * b and a * c, relu, + and backward())"
     return None
 
 
@@ -287,23 +306,36 @@ def _as_list(out, nout: int, what: str) -> list:
     return list(out)
 
 
-def _theta(params: Sequence) -> torch.Tensor:
-    return torch.tensor(data_of(params), dtype=torch.float64)
+@remote.worker_side
+def _observe_forward(model, x: Sequence, params: Sequence) -> dict:
+    """``model(x)`` next to the student's objects, with the data of its outputs, of ``x`` and of the
+    parameters (one request when graded), or how the call failed. Observations only."""
+    try:
+        out = model(x)
+    except NotImplementedError:
+        return {"raised": "not_implemented"}
+    except Exception as exc:  # noqa: BLE001 - reported by the check, in words
+        return {"raised": f"{type(exc).__name__}: {exc}"}
+    seen = {"out": out, "x": data_of(x), "theta": data_of(params)}
+    try:  # a .data that is not a number: read again by the check, after the output's shape is judged
+        seen["data"] = data_of(out if isinstance(out, (list, tuple)) else [out], math.nan)
+    except Exception:  # noqa: BLE001
+        seen["data"] = None
+    return seen
 
 
 def check_forward(model, params: Sequence, layout: Layout, x: Sequence, relu_last: bool, what: str,
                   hint: str = "") -> list:
     """``model(x)`` against the outputs computed from the parameters' data; returns the outputs."""
-    try:
-        out = model(x)
-    except NotImplementedError as exc:
-        raise AssertionError(f"{what}: __call__ is not written yet (diagnosis: not_implemented)") from exc
-    except Exception as exc:
-        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc} (diagnosis: crash)") from exc
-    outs = _as_list(out, layout.sizes[-1], what)
-    got = data_of(outs, math.nan)
-    xs = torch.tensor(data_of(x), dtype=torch.float64)
-    theta = _theta(params)
+    seen = _observe_forward(model, x, params)
+    if seen.get("raised") == "not_implemented":
+        raise AssertionError(f"{what}: __call__ is not written yet (diagnosis: not_implemented)")
+    if "raised" in seen:
+        raise AssertionError(f"{what} raised {seen['raised']} (diagnosis: crash)")
+    outs = _as_list(seen["out"], layout.sizes[-1], what)
+    got = seen["data"] if seen["data"] is not None else data_of(outs, math.nan)
+    xs = torch.tensor(seen["x"], dtype=torch.float64)
+    theta = torch.tensor(seen["theta"], dtype=torch.float64)
     want = torch_forward(theta, xs, layout, relu_last).tolist()
     # Python floats (float64) against torch's float64 matmul: another summation order, the same rule
     if checks.close(got, want):
@@ -327,6 +359,29 @@ def check_forward(model, params: Sequence, layout: Layout, x: Sequence, relu_las
                          "by layer, each neuron's weights w then its bias b (diagnosis: forward)")
 
 
+@remote.worker_side
+def _call_on_values(model, Value, x: Sequence[float], params: Sequence) -> dict:
+    """``model([Value(v) for v in x])`` next to the student's objects: the output, the input Values,
+    whether each parameter and input is reachable from the output through ``_prev``, and the
+    parameters' data."""
+    xv = [Value(float(v)) for v in x]
+    out = model(xv)
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    return {"out": out, "xv": xv, "reached": _reached(outs, list(params) + xv), "theta": data_of(params)}
+
+
+@remote.worker_side
+def _backward_grads(outs: Sequence, coef: Sequence[float], params: Sequence, xv: Sequence) -> dict:
+    """Zero the parameters' grads, ``backward()`` from ``sum_k c_k * out_k ** 2`` built with the student's
+    operators, then the grads of the parameters and inputs (observations, one request when graded)."""
+    set_grads(params, 0.0)
+    loss = outs[0] * outs[0] * coef[0]
+    for o, c in zip(outs[1:], coef[1:]):
+        loss = loss + o * o * c
+    loss.backward()
+    return {"params": grads_of(params), "inputs": grads_of(xv)}
+
+
 def check_gradients(model, params: Sequence, layout: Layout, Value, x: Sequence[float], relu_last: bool,
                     what: str, seed: int) -> None:
     """Gradients of ``sum_k c_k o_k^2`` (and of the inputs, given as Values) against torch, float64.
@@ -336,26 +391,22 @@ def check_gradients(model, params: Sequence, layout: Layout, Value, x: Sequence[
     """
     rng = random.Random(seed)
     coef = [rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5) for _ in range(layout.sizes[-1])]
-    xv = [Value(float(v)) for v in x]
-    outs = _as_list(model(xv), layout.sizes[-1], what)
-    _check_connected(outs, params, xv, what)
+    called = _call_on_values(model, Value, [float(v) for v in x], params)
+    outs = _as_list(called["out"], layout.sizes[-1], what)
+    _check_connected(len(params), len(x), called["reached"], what)
     problem = value_problem(Value)
     if problem is not None:  # the rules are graded in the Value cells: here, only the graph's shape
         print(f"{what}: your Value is not right yet ({problem}), so its gradients were not compared with "
               "torch; every parameter and input is connected to the output, which is what this class controls.")
         return
-    set_grads(params, 0.0)
-    loss = outs[0] * outs[0] * coef[0]
-    for o, c in zip(outs[1:], coef[1:]):
-        loss = loss + o * o * c
-    loss.backward()
+    grads = _backward_grads(outs, coef, params, called["xv"])
 
-    theta = _theta(params).requires_grad_()
+    theta = torch.tensor(called["theta"], dtype=torch.float64, requires_grad=True)
     xt = torch.tensor([float(v) for v in x], dtype=torch.float64, requires_grad=True)
     o = torch_forward(theta, xt, layout, relu_last)
     ref = (torch.tensor(coef, dtype=torch.float64) * o * o).sum()
     g_theta, g_x = torch.autograd.grad(ref, (theta, xt))
-    got = grads_of(params)
+    got = grads["params"]
     # Python floats (float64), one number at a time so that the first wrong parameter can be named
     bad = [i for i, (g, w) in enumerate(zip(got, g_theta.tolist())) if not checks.close(g, w)]
     if bad:
@@ -363,7 +414,7 @@ def check_gradients(model, params: Sequence, layout: Layout, Value, x: Sequence[
         raise AssertionError(f"{what}: after loss.backward() with loss = sum_k c_k * out_k ** 2, parameters()[{i}] "
                              f"(layer {layout.layer_of(i)}) has grad {got[i]:.8g}, torch says {g_theta[i].item():.8g}; "
                              f"{len(bad)} of {len(got)} parameters differ (diagnosis: values)")
-    gx = grads_of(xv)
+    gx = grads["inputs"]
     bad = [i for i, (g, w) in enumerate(zip(gx, g_x.tolist())) if not checks.close(g, w)]
     if bad:
         raise AssertionError(f"{what}: the input x[{bad[0]}], given as a Value, has grad {gx[bad[0]]:.8g}, torch says "
@@ -371,12 +422,11 @@ def check_gradients(model, params: Sequence, layout: Layout, Value, x: Sequence[
                              "(diagnosis: values)")
 
 
-def _check_connected(outs: Sequence, params: Sequence, inputs: Sequence, what: str) -> None:
-    """Every parameter and every input Value is reachable from the outputs through ``_prev``."""
-    params, inputs = list(params), list(inputs)
-    reached = _reached(list(outs), params + inputs)
-    cut = [f"parameters()[{k}]" for k in range(len(params)) if not reached[k]]
-    cut += [f"the input x[{k}]" for k in range(len(inputs)) if not reached[len(params) + k]]
+def _check_connected(n_params: int, n_inputs: int, reached: Sequence[bool], what: str) -> None:
+    """Every parameter and every input Value is reachable from the outputs (``reached``: parameters
+    first, then inputs, as :func:`_reached` answers)."""
+    cut = [f"parameters()[{k}]" for k in range(n_params) if not reached[k]]
+    cut += [f"the input x[{k}]" for k in range(n_inputs) if not reached[n_params + k]]
     if cut:
         raise AssertionError(f"{what}: {cut[0]} is not part of the output's graph ({len(cut)} such Values), so no "
                              "gradient can reach it: compute the output with Value operations on the parameters "

@@ -676,29 +676,23 @@ graphs.assert_grads({"x": _x.grad}, {"x": 20.0}, "x after five backward() calls 
 # Value.backward on random graphs, compared with torch.autograd in float64 (leaves and intermediate nodes).
 def _random_graph_check(leaf_values, recipe):
     """recipe: (op, i, j, c) per node; i, j pick parents among the nodes so far (modulo their number)."""
-    vs = [Value(v) for v in leaf_values]
+    vs = graphs.rule_graph(Value, leaf_values, recipe)  # your Value, with the test's local derivatives
     ts = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in leaf_values]
     for op, i, j, c in recipe:
-        p, q = i % len(vs), j % len(vs)
-        a, b, ta, tb = vs[p], vs[q], ts[p], ts[q]
+        ta, tb = ts[i % len(ts)], ts[j % len(ts)]
         if op == "add":
-            vs.append(graphs.rule_node(Value, a.data + b.data, [a, b], [1.0, 1.0], "+"))
             ts.append(ta + tb)
         elif op == "mul":
-            vs.append(graphs.rule_node(Value, a.data * b.data, [a, b], [b.data, a.data], "*"))
             ts.append(ta * tb)
         elif op == "scale":
-            vs.append(graphs.rule_node(Value, c * a.data, [a], [c], "*c"))
             ts.append(c * ta)
         else:  # "sin"
-            vs.append(graphs.rule_node(Value, math.sin(a.data), [a], [math.cos(a.data)], "sin"))
             ts.append(torch.sin(ta))
-    root, troot = vs[-1], ts[-1]
-    graphs.call_backward(root, "backward() on a random graph")
-    ref = torch.autograd.grad(troot, ts, allow_unused=True)
+    graphs.call_backward(vs[-1], "backward() on a random graph")
+    ref = torch.autograd.grad(ts[-1], ts, allow_unused=True)
     want = {f"x{k}": (0.0 if g is None else float(g)) for k, g in enumerate(ref)}
     want[f"x{len(ts) - 1}"] = 1.0
-    got = {f"x{k}": v.grad for k, v in enumerate(vs)}
+    got = {f"x{k}": g for k, g in enumerate(graphs.grads_of(vs))}
     graphs.assert_grads(got, want, f"a random graph with {len(leaf_values)} leaves and {len(recipe)} operations "
                         f"{[r[0] for r in recipe]}", steps=len(recipe))  # one rounding per operation of the graph
 
