@@ -228,3 +228,34 @@ def test_setup_releases_every_assignment_in_one_pass_and_names_the_one_that_fail
         cells = {aid: len(gradebook.find_notebook(aid, aid).grade_cells)
                  for aid in ("broke", "tiny")}
     assert cells == {"broke": 3, "tiny": 3}
+
+
+def test_every_student_is_in_the_gradebook_before_any_job_starts(tmp_path, monkeypatch):
+    """Two jobs of one student start together on two slots; if each had to create the student's row
+    (nbgrader's autograde --create), one would fail on the unique constraint. The rows exist first."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from backproplab_autograder import cli, grading
+
+    source = tinycourse.build(tmp_path)
+    settings = cli.settings_from_args(cli.build_parser().parse_args(
+        [str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--source", str(source), "--jobs", "2",
+         "--no-feedback", "--no-progress"]))
+    course = grading.setup_course(settings, ["tiny"])
+    seen = []
+
+    def fake_grade_one(job, course, settings, slot):
+        with Gradebook(course.db_url, course.course_id) as gradebook:
+            try:
+                gradebook.find_student(job.student)
+                seen.append((job.student, True))
+            except MissingEntry:
+                seen.append((job.student, False))
+        return {"student_id": job.student, "assignment": job.assignment, "cells": [], "score": 0.0,
+                "max_score": 0.0, "notes": [], "seconds": 0.0}
+
+    monkeypatch.setattr(grading, "grade_one", fake_grade_one)
+    jobs = [grading.Job(s, "tiny", tinycourse.write_student(tmp_path / "subs", s, tinycourse.submission()))
+            for s in ("zoe", "yan", "zoe")]
+    grading.Grader(settings).run(jobs, course)
+    assert sorted(seen) == [("yan", True), ("zoe", True), ("zoe", True)]

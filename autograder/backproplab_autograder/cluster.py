@@ -464,6 +464,23 @@ def create_gradebook(db_url: str, course_id: str = grading.COURSE_ID) -> None:
         Gradebook(db_url, course_id).close()
 
 
+def create_students(db_url: str, course_id: str, students: list[str]) -> None:
+    """The students' rows, made before any job starts. Two jobs of one student starting together would
+    otherwise both find no row (nbgrader's ``autograde --create``) and both insert one: the second
+    fails on the unique constraint and its notebook is a grader error."""
+    if not students:
+        return
+    import warnings
+
+    from nbgrader.api import Gradebook
+
+    with gradebook_lock(db_url), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Gradebook(db_url, course_id) as gradebook:
+            for student in sorted(set(students)):
+                gradebook.update_or_create_student(student)
+
+
 if __name__ == "__main__":  # pragma: no cover - ``python -m backproplab_autograder.cluster ADDRESS``: a probe
     problem = check_address(sys.argv[1] if len(sys.argv) > 1 else "local:1")
     print(problem or "ok")

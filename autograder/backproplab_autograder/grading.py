@@ -638,6 +638,9 @@ class Grader:
         """Grade ``jobs``; ``on_done(result)`` as each finishes. With feedback pages, the jobs score only,
         then ``on_scores(results)`` runs (the class files land) and the pages are rendered."""
         settings = self.settings
+        from .cluster import create_students
+
+        create_students(course.db_url, course.course_id, [job.student for job in jobs])
         if settings.dask:  # the same jobs, on a Dask cluster (cluster.py)
             from .cluster import DaskGrader
 
