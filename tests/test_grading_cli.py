@@ -233,9 +233,8 @@ def test_setup_releases_every_assignment_in_one_pass_and_names_the_one_that_fail
 def test_every_student_is_in_the_gradebook_before_any_job_starts(tmp_path, monkeypatch):
     """Two jobs of one student start together on two slots; if each had to create the student's row
     (nbgrader's autograde --create), one would fail on the unique constraint. The rows exist first."""
-    from nbgrader.api import Gradebook, MissingEntry
-
     from backproplab_autograder import cli, grading
+    from nbgrader.api import Gradebook, MissingEntry
 
     source = tinycourse.build(tmp_path)
     settings = cli.settings_from_args(cli.build_parser().parse_args(
