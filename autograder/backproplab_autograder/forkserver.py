@@ -107,7 +107,7 @@ def _read_and_remove(path: str) -> str:
 
 
 def prestart(slots: int) -> None:
-    """Start the servers of slots ``0..slots-1`` now, in the background: their imports (about 2.7 s each)
+    """Start the servers of slots ``0..slots-1`` now, in the background: their imports (about 3.7 s each)
     then overlap the grader's set-up (which keeps one core busy) instead of delaying the first jobs."""
     if os.environ.get(ENV_VAR, "1") == "0":
         return

@@ -623,7 +623,7 @@ def _ungradable_html(job: Job, why: str) -> str:
 
 def prestart_workers(settings: Settings, anything_handed_in: bool) -> None:
     """The local slots' warm workers start importing while the course is set up (a rerun with nothing
-    left to grade closes them unused: about 2.7 s of one core each, against that much saved per slot)."""
+    left to grade closes them unused: about 3.7 s of one core each, against that much saved per slot)."""
     if anything_handed_in and not settings.dask:
         forkserver.prestart(max(1, settings.jobs))
 
